@@ -1,0 +1,63 @@
+package idletrack
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"sync"
+)
+
+// ID names a session without revealing it: the first 16 bytes of
+// HMAC-SHA256(key, zone || 0x00 || cookie value). Only IDs are ever stored,
+// logged or shown; the cookie value itself never leaves the request.
+type ID [16]byte
+
+// Short is the public name of a session in the admin API, webhooks, logs and
+// metrics: the first 8 bytes of the ID in hex.
+func (id ID) Short() string { return hex.EncodeToString(id[:8]) }
+
+// String returns Short, so an ID printed by accident is still safe.
+func (id ID) String() string { return id.Short() }
+
+// IsZero reports whether id is the zero value.
+func (id ID) IsZero() bool { return id == ID{} }
+
+// Keyer derives IDs from cookie values with a secret key that the store
+// generates once. It is safe for concurrent use and does not allocate in the
+// steady state: HMAC states are pooled.
+type Keyer struct {
+	pool sync.Pool
+}
+
+// NewKeyer returns a Keyer for the given secret key.
+func NewKeyer(key []byte) *Keyer {
+	k := append([]byte(nil), key...)
+	return &Keyer{pool: sync.Pool{New: func() any {
+		return &keyerState{mac: hmac.New(sha256.New, k)}
+	}}}
+}
+
+type keyerState struct {
+	mac hash.Hash
+	sum [sha256.Size]byte
+	buf []byte
+}
+
+// ID returns the ID of the session whose cookie has the given value in zone.
+func (k *Keyer) ID(zone, value string) ID {
+	st := k.pool.Get().(*keyerState)
+	st.mac.Reset()
+	st.buf = append(st.buf[:0], zone...)
+	st.buf = append(st.buf, 0)
+	st.buf = append(st.buf, value...)
+	st.mac.Write(st.buf)
+	sum := st.mac.Sum(st.sum[:0])
+	var id ID
+	copy(id[:], sum)
+	if cap(st.buf) > 8<<10 {
+		st.buf = nil // do not pin a huge cookie's buffer in the pool
+	}
+	k.pool.Put(st)
+	return id
+}
