@@ -311,11 +311,11 @@ func (t *Tracker) Start(id ID, now int64, user string) (Session, bool) {
 		sh.mu.Unlock()
 		return Session{}, false
 	}
-	s := Session{ID: id, User: user, StartedAt: now, LastActivity: now}
+	s := Session{ID: id, User: user, StartedAt: now, LastActivity: now, Requests: 1} // the request that got the cookie
 	if user != "" {
 		s.LoginAt = now
 	}
-	sh.live[id] = &entry{Session: s, flags: fStored}
+	sh.live[id] = &entry{Session: s, storedReq: s.Requests, flags: fStored}
 	t.established.Add(1)
 	at, _ := s.Deadline(p)
 	sh.mu.Unlock()

@@ -1,0 +1,5 @@
+//go:build !race
+
+package idletrack
+
+const raceEnabled = false
