@@ -1,0 +1,354 @@
+// Package engine runs idlegate's trackers against a store: it looks up what
+// memory does not know, writes changes with group commit, sweeps expired
+// sessions on time, and hands end events to the outbox. One Engine serves
+// one store and every zone configured on it; it outlives config reloads.
+//
+// The request path never waits for a disk write except where DESIGN.md says
+// it must: a session the upstream has just issued, a rotation, a login and an
+// explicit end (logout, revoke) are durable before the response goes out.
+// Activity is flushed once per FlushInterval. Writes that fail (disk full,
+// read-only file, Redis away) stay queued and are retried on the next round;
+// meanwhile memory keeps enforcing.
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/storage"
+)
+
+// Options tune an Engine. Zero values take the defaults.
+type Options struct {
+	Now           func() time.Time // the clock (default time.Now)
+	FlushInterval time.Duration    // activity flush period (default 1s)
+	SweepInterval time.Duration    // how often deadlines are checked (default 250ms)
+	PurgeInterval time.Duration    // tombstone/alias purge period (default 1m)
+	DurableWait   time.Duration    // longest a request waits for a durable write (default 5s)
+	SweepBatch    int              // most sessions ended per zone per sweep (default 10000)
+	Logger        *zap.Logger
+	Observer      Observer
+	// Queued is called (without blocking) after events were written to the
+	// outbox, so the delivery worker can start at once.
+	Queued func()
+}
+
+// Observer receives what the engine did, for metrics and logs. Methods are
+// called from the engine's goroutine or the request path; they must be quick.
+type Observer interface {
+	// SessionEnded: a session ended and its end is durable.
+	SessionEnded(e idletrack.End)
+	// StoreError: a write or read failed; the engine retries writes.
+	StoreError(op string, err error)
+	// StoreRecovered: a write succeeded after failures.
+	StoreRecovered()
+}
+
+// Encoder turns lifecycle facts into outbox events for a zone, following its
+// webhook settings. It returns nil when nothing is to be sent.
+type Encoder interface {
+	Ended(zone *ZoneConfig, e idletrack.End, now time.Time) []storage.Event
+	Started(zone *ZoneConfig, s idletrack.Session, now time.Time) []storage.Event
+}
+
+// Engine is the running state of one store.
+type Engine struct {
+	store storage.Store
+	keyer *idletrack.Keyer
+	enc   Encoder
+	o     Options
+
+	mu    sync.RWMutex
+	zones map[string]*Zone
+
+	qmu     sync.Mutex
+	queue   storage.Batch // waiting for the next commit
+	retry   storage.Batch // failed once; retried first
+	gen     *commitGen    // what the waiters of queue wait for
+	wake    chan struct{}
+	failing bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type commitGen struct {
+	done chan struct{}
+	err  error
+}
+
+// New starts an engine on store. Call Close to stop it.
+func New(store storage.Store, enc Encoder, o Options) *Engine {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 250 * time.Millisecond
+	}
+	if o.PurgeInterval <= 0 {
+		o.PurgeInterval = time.Minute
+	}
+	if o.DurableWait <= 0 {
+		o.DurableWait = 5 * time.Second
+	}
+	if o.SweepBatch <= 0 {
+		o.SweepBatch = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	e := &Engine{
+		store: store,
+		keyer: idletrack.NewKeyer(store.Key()),
+		enc:   enc,
+		o:     o,
+		zones: make(map[string]*Zone),
+		gen:   &commitGen{done: make(chan struct{})},
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	go e.run()
+	return e
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() storage.Store { return e.store }
+
+// Now returns the engine clock's time in Unix nanoseconds.
+func (e *Engine) Now() int64 { return e.o.Now().UnixNano() }
+
+// Close stops the engine: the last activity and queued writes are flushed.
+// It does not close the store.
+func (e *Engine) Close() error {
+	e.cancel()
+	<-e.done
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	if e.retry.Len()+e.queue.Len() > 0 {
+		return errors.New("idlegate: some writes could not be stored before stopping; they are lost from this process but sessions are ended again after restart")
+	}
+	return nil
+}
+
+// Zones returns the zones the engine serves.
+func (e *Engine) Zones() []*Zone {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*Zone, 0, len(e.zones))
+	for _, z := range e.zones {
+		out = append(out, z)
+	}
+	return out
+}
+
+// Zone returns zone name, if configured.
+func (e *Engine) Zone(name string) (*Zone, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	z, ok := e.zones[name]
+	return z, ok
+}
+
+// Configure creates zone cfg.Name or applies cfg to it. A new zone's
+// sessions are loaded from the store first.
+func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if z, ok := e.zones[cfg.Name]; ok {
+		z.setConfig(cfg)
+		return z, nil
+	}
+	z := &Zone{e: e, tracker: idletrack.NewTracker(cfg.Name, cfg.Policy)}
+	z.setConfig(cfg)
+	now := e.Now()
+	err := e.store.Load(ctx, cfg.Name, z.tracker.Load, func(a storage.Alias) {
+		if now < a.GraceUntil {
+			z.tracker.LoadAlias(a.Old, a.Target, a.GraceUntil, a.ForgetAt)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.zones[cfg.Name] = z
+	return z, nil
+}
+
+// enqueue adds b to the next commit. With wait, it returns once the commit
+// that contains b is done (or DurableWait passed), with its error.
+func (e *Engine) enqueue(b *storage.Batch, wait bool) error {
+	e.qmu.Lock()
+	e.queue.Sessions = append(e.queue.Sessions, b.Sessions...)
+	e.queue.Rotations = append(e.queue.Rotations, b.Rotations...)
+	e.queue.Ends = append(e.queue.Ends, b.Ends...)
+	e.queue.Events = append(e.queue.Events, b.Events...)
+	g := e.gen
+	e.qmu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	if !wait {
+		return nil
+	}
+	t := time.NewTimer(e.o.DurableWait)
+	defer t.Stop()
+	select {
+	case <-g.done:
+		return g.err
+	case <-t.C:
+		return errors.New("idlegate: the store did not confirm the write in time; continuing from memory")
+	case <-e.ctx.Done():
+		return e.ctx.Err()
+	}
+}
+
+func (e *Engine) run() {
+	defer close(e.done)
+	flush := time.NewTicker(e.o.FlushInterval)
+	sweep := time.NewTicker(e.o.SweepInterval)
+	purge := time.NewTicker(e.o.PurgeInterval)
+	defer flush.Stop()
+	defer sweep.Stop()
+	defer purge.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			e.commit(true)
+			return
+		case <-e.wake:
+			e.commit(false)
+		case <-flush.C:
+			e.commit(true)
+		case <-sweep.C:
+			e.sweep()
+		case <-purge.C:
+			e.purge()
+		}
+	}
+}
+
+// commit writes what is queued (and, with collect, the activity of every
+// zone) in one store write, then wakes the waiters.
+func (e *Engine) commit(collect bool) {
+	e.qmu.Lock()
+	b := e.retry
+	e.retry = storage.Batch{}
+	b.Sessions = append(b.Sessions, e.queue.Sessions...)
+	b.Rotations = append(b.Rotations, e.queue.Rotations...)
+	b.Ends = append(b.Ends, e.queue.Ends...)
+	b.Events = append(b.Events, e.queue.Events...)
+	e.queue.Reset()
+	g := e.gen
+	e.gen = &commitGen{done: make(chan struct{})}
+	e.qmu.Unlock()
+
+	if collect {
+		var changes []idletrack.Change
+		for _, z := range e.Zones() {
+			changes = z.tracker.Collect(changes[:0])
+			for _, c := range changes {
+				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c})
+			}
+		}
+	}
+	if b.Len() == 0 {
+		close(g.done)
+		return
+	}
+	results, err := e.store.Apply(e.ctx, &b)
+	g.err = err
+	close(g.done)
+	if err != nil {
+		e.qmu.Lock()
+		e.retry = b
+		wasFailing := e.failing
+		e.failing = true
+		e.qmu.Unlock()
+		if !wasFailing {
+			e.o.Logger.Error("idlegate store write failed; enforcing from memory and retrying", zap.Error(err))
+		}
+		if e.o.Observer != nil {
+			e.o.Observer.StoreError("write", err)
+		}
+		return
+	}
+	e.qmu.Lock()
+	recovered := e.failing
+	e.failing = false
+	e.qmu.Unlock()
+	if recovered {
+		e.o.Logger.Info("idlegate store writes succeed again")
+		if e.o.Observer != nil {
+			e.o.Observer.StoreRecovered()
+		}
+	}
+	e.applied(&b, results)
+}
+
+// applied reports what a successful commit did.
+func (e *Engine) applied(b *storage.Batch, results []storage.EndResult) {
+	queued := len(b.Events) > 0
+	for i, r := range results {
+		switch {
+		case r.Ended:
+			if e.o.Observer != nil {
+				e.o.Observer.SessionEnded(r.End)
+			}
+			queued = true
+		case r.Current != nil:
+			// Another instance saw it active: carry on.
+			if z, ok := e.Zone(b.Ends[i].End.Zone); ok {
+				z.tracker.Load(*r.Current)
+			}
+		}
+	}
+	if queued && e.o.Queued != nil {
+		e.o.Queued()
+	}
+}
+
+// sweep ends every session whose deadline passed, in every zone.
+func (e *Engine) sweep() {
+	now := e.o.Now()
+	var b storage.Batch
+	for _, z := range e.Zones() {
+		for _, end := range z.tracker.Expired(now.UnixNano(), e.o.SweepBatch) {
+			b.Ends = append(b.Ends, z.endWrite(end))
+		}
+		if e.store.Shared() {
+			z.sweepShared(now, &b)
+		}
+	}
+	if b.Len() > 0 {
+		e.enqueue(&b, false)
+	}
+}
+
+func (e *Engine) purge() {
+	now := e.Now()
+	for _, z := range e.Zones() {
+		z.tracker.Forget(now)
+	}
+	for range 100 {
+		n, err := e.store.Purge(e.ctx, now)
+		if err != nil {
+			if e.o.Observer != nil {
+				e.o.Observer.StoreError("purge", err)
+			}
+			return
+		}
+		if n < 10000 {
+			return
+		}
+	}
+}

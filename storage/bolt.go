@@ -1,0 +1,698 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/idlegate/idlegate/idletrack"
+)
+
+// Bolt is the embedded store: one bbolt file, opened once per process.
+//
+// Layout. Bucket "meta" holds the HMAC key. Each zone has a bucket "z/<zone>"
+// with sub-buckets:
+//
+//	s  sessions      ID -> record
+//	a  aliases       old ID -> target ID, grace-until, forget-at
+//	t  tombstones    ID -> until, reason
+//	d  idle index    BE(last activity when indexed) ++ ID -> nil
+//	b  abs index     BE(start) ++ ID -> nil
+//	f  forget index  BE(forget-at) ++ kind ++ ID -> nil
+//
+// Index keys start with big-endian Unix nanoseconds, so a cursor walks them
+// in time order and a sweep or purge reads only what is due. The idle index
+// is lazy: an entry is written when a session is created and moved only when
+// a conditional end finds the session active since, so a flush of activity
+// writes one key per session and never reorders the index.
+//
+// The outbox is bucket "outbox" (BE(next attempt) ++ event ID -> event),
+// with "outbox_ids" (event ID -> BE(next attempt)) to find an event by ID,
+// and "dead" (BE(event time) ++ event ID -> event) for dead letters.
+type Bolt struct {
+	db      *bolt.DB
+	key     []byte
+	pending atomic.Int64
+	dead    atomic.Int64
+}
+
+// BoltOptions tune OpenBolt.
+type BoltOptions struct {
+	// LockTimeout is how long to wait for another process holding the file
+	// (default DefaultLockTimeout).
+	LockTimeout time.Duration
+}
+
+var (
+	bMeta      = []byte("meta")
+	bOutbox    = []byte("outbox")
+	bOutboxIDs = []byte("outbox_ids")
+	bDead      = []byte("dead")
+	kKey       = []byte("key")
+	kVersion   = []byte("version")
+	bSessions  = []byte("s")
+	bAliases   = []byte("a")
+	bTombs     = []byte("t")
+	bIdleIdx   = []byte("d")
+	bAbsIdx    = []byte("b")
+	bForgetIdx = []byte("f")
+)
+
+const (
+	boltVersion = 1
+	recVersion  = 1
+	kindAlias   = 'a'
+	kindTomb    = 't'
+)
+
+// OpenBolt opens (creating if needed) the bbolt file at path.
+func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("idlegate store: creating directory for %s: %w", path, err)
+	}
+	if err := checkBoltFile(path); err != nil {
+		return nil, damaged(path, err)
+	}
+	// bbolt may panic on a damaged file; turn that into an error that says
+	// what to do instead of taking Caddy down or silently starting afresh.
+	// A fault reading the mapped file becomes a panic too while opening.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, damaged(path, fmt.Errorf("%v", r))
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      o.LockTimeout,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("idlegate store: %s is locked by another process after waiting %s: "+
+			"another Caddy is probably running with the same data directory; stop it, or give this one its own file with `store bolt <path>`",
+			path, o.LockTimeout)
+	}
+	if err != nil {
+		return nil, damaged(path, err)
+	}
+	s = &Bolt{db: db}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, damaged(path, err)
+	}
+	return s, nil
+}
+
+func damaged(path string, err error) error {
+	return fmt.Errorf("idlegate store: cannot open %s: %w; if the file is damaged, stop Caddy, move the file aside "+
+		"(sessions and queued webhooks in it are then forgotten) or restore it from a backup, and start again", path, err)
+}
+
+func (s *Bolt) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(kVersion); v != nil && (len(v) != 1 || v[0] != boltVersion) {
+			return fmt.Errorf("unknown layout version %v (this idlegate understands %d)", v, boltVersion)
+		}
+		if err := meta.Put(kVersion, []byte{boltVersion}); err != nil {
+			return err
+		}
+		if k := meta.Get(kKey); len(k) == 32 {
+			s.key = append([]byte(nil), k...)
+		} else {
+			s.key = make([]byte, 32)
+			if _, err := rand.Read(s.key); err != nil {
+				return err
+			}
+			if err := meta.Put(kKey, s.key); err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{bOutbox, bOutboxIDs, bDead} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		s.pending.Store(int64(tx.Bucket(bOutboxIDs).Stats().KeyN))
+		s.dead.Store(int64(tx.Bucket(bDead).Stats().KeyN))
+		return nil
+	})
+}
+
+// Key implements Store.
+func (s *Bolt) Key() []byte { return s.key }
+
+// Shared implements Store: a bbolt file belongs to one process.
+func (s *Bolt) Shared() bool { return false }
+
+// Path returns the file's path.
+func (s *Bolt) Path() string { return s.db.Path() }
+
+// Close implements Store.
+func (s *Bolt) Close() error { return s.db.Close() }
+
+// zone returns the sub-buckets of zone, creating them in a write tx.
+type zoneBuckets struct{ s, a, t, d, b, f *bolt.Bucket }
+
+func zoneName(zone string) []byte { return append([]byte("z/"), zone...) }
+
+func getZone(tx *bolt.Tx, zone string) (zoneBuckets, bool) {
+	zb := tx.Bucket(zoneName(zone))
+	if zb == nil {
+		return zoneBuckets{}, false
+	}
+	return zoneBuckets{zb.Bucket(bSessions), zb.Bucket(bAliases), zb.Bucket(bTombs), zb.Bucket(bIdleIdx), zb.Bucket(bAbsIdx), zb.Bucket(bForgetIdx)}, true
+}
+
+func ensureZone(tx *bolt.Tx, zone string) (zoneBuckets, error) {
+	if z, ok := getZone(tx, zone); ok {
+		return z, nil
+	}
+	zb, err := tx.CreateBucketIfNotExists(zoneName(zone))
+	if err != nil {
+		return zoneBuckets{}, err
+	}
+	var out [6]*bolt.Bucket
+	for i, n := range [][]byte{bSessions, bAliases, bTombs, bIdleIdx, bAbsIdx, bForgetIdx} {
+		if out[i], err = zb.CreateBucketIfNotExists(n); err != nil {
+			return zoneBuckets{}, err
+		}
+	}
+	return zoneBuckets{out[0], out[1], out[2], out[3], out[4], out[5]}, nil
+}
+
+// record is a stored session plus the time under which the idle index holds it.
+type record struct {
+	idletrack.Session
+	idx int64
+}
+
+func encodeRecord(r record) []byte {
+	b := make([]byte, 1+8*4+4, 1+8*4+4+len(r.User))
+	b[0] = recVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(r.StartedAt))
+	binary.BigEndian.PutUint64(b[9:], uint64(r.LoginAt))
+	binary.BigEndian.PutUint64(b[17:], uint64(r.LastActivity))
+	binary.BigEndian.PutUint64(b[25:], uint64(r.idx))
+	binary.BigEndian.PutUint32(b[33:], r.Requests)
+	return append(b, r.User...)
+}
+
+func decodeRecord(id []byte, b []byte) (record, error) {
+	var r record
+	if len(b) < 37 || b[0] != recVersion {
+		return r, fmt.Errorf("session record %x: bad encoding", id[:8])
+	}
+	copy(r.ID[:], id)
+	r.StartedAt = int64(binary.BigEndian.Uint64(b[1:]))
+	r.LoginAt = int64(binary.BigEndian.Uint64(b[9:]))
+	r.LastActivity = int64(binary.BigEndian.Uint64(b[17:]))
+	r.idx = int64(binary.BigEndian.Uint64(b[25:]))
+	r.Requests = binary.BigEndian.Uint32(b[33:])
+	r.User = string(b[37:])
+	return r, nil
+}
+
+func timeKey(t int64, rest ...[]byte) []byte {
+	n := 8
+	for _, r := range rest {
+		n += len(r)
+	}
+	k := make([]byte, 8, n)
+	binary.BigEndian.PutUint64(k, uint64(t))
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
+
+func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
+	v := z.s.Get(id[:])
+	if v == nil {
+		return record{}, false, nil
+	}
+	r, err := decodeRecord(id[:], v)
+	return r, err == nil, err
+}
+
+func putSession(z zoneBuckets, s idletrack.Session) error {
+	old, found, err := getRecord(z, s.ID)
+	if err != nil {
+		return err
+	}
+	r := record{Session: s, idx: s.LastActivity}
+	switch {
+	case !found:
+		if err := z.d.Put(timeKey(r.idx, s.ID[:]), nil); err != nil {
+			return err
+		}
+		if err := z.b.Put(timeKey(s.StartedAt, s.ID[:]), nil); err != nil {
+			return err
+		}
+	default:
+		r.LastActivity = max(r.LastActivity, old.LastActivity)
+		r.idx = old.idx                   // the lazy idle index keeps its entry
+		if old.StartedAt != s.StartedAt { // a new logical session under the same ID
+			if err := z.b.Delete(timeKey(old.StartedAt, s.ID[:])); err != nil {
+				return err
+			}
+			if err := z.b.Put(timeKey(s.StartedAt, s.ID[:]), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return z.s.Put(s.ID[:], encodeRecord(r))
+}
+
+func deleteSession(z zoneBuckets, r record) error {
+	if err := z.d.Delete(timeKey(r.idx, r.ID[:])); err != nil {
+		return err
+	}
+	if err := z.b.Delete(timeKey(r.StartedAt, r.ID[:])); err != nil {
+		return err
+	}
+	return z.s.Delete(r.ID[:])
+}
+
+// Load implements Store.
+func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), alias func(Alias)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		z, ok := getZone(tx, zone)
+		if !ok {
+			return nil
+		}
+		if err := z.s.ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				return err
+			}
+			fn(r.Session)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return z.a.ForEach(func(k, v []byte) error {
+			a, err := decodeAlias(k, v)
+			if err != nil {
+				return err
+			}
+			alias(a)
+			return nil
+		})
+	})
+}
+
+func encodeAlias(a Alias) []byte {
+	b := make([]byte, 32)
+	copy(b, a.Target[:])
+	binary.BigEndian.PutUint64(b[16:], uint64(a.GraceUntil))
+	binary.BigEndian.PutUint64(b[24:], uint64(a.ForgetAt))
+	return b
+}
+
+func decodeAlias(k, v []byte) (Alias, error) {
+	var a Alias
+	if len(v) != 32 || len(k) != 16 {
+		return a, errors.New("alias record: bad encoding")
+	}
+	copy(a.Old[:], k)
+	copy(a.Target[:], v)
+	a.GraceUntil = int64(binary.BigEndian.Uint64(v[16:]))
+	a.ForgetAt = int64(binary.BigEndian.Uint64(v[24:]))
+	return a, nil
+}
+
+// Lookup implements Store.
+func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Record, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		z, ok := getZone(tx, zone)
+		if !ok {
+			return nil
+		}
+		if r, found, err := getRecord(z, id); err != nil || found {
+			rec = Record{Kind: KindSession, Session: r.Session}
+			return err
+		}
+		if v := z.a.Get(id[:]); v != nil {
+			a, err := decodeAlias(id[:], v)
+			rec = Record{Kind: KindAlias, Alias: a}
+			return err
+		}
+		if v := z.t.Get(id[:]); len(v) >= 8 {
+			rec = Record{Kind: KindTombstone, Until: keyTime(v), Reason: idletrack.Reason(v[8:])}
+		}
+		return nil
+	})
+	return rec, err
+}
+
+// Apply implements Store.
+func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
+	var results []EndResult
+	var queued, err = 0, error(nil)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		results, queued = results[:0], 0
+		for _, w := range b.Sessions {
+			z, err := ensureZone(tx, w.Zone)
+			if err != nil {
+				return err
+			}
+			if err := putSession(z, w.Session); err != nil {
+				return err
+			}
+		}
+		for _, w := range b.Rotations {
+			z, err := ensureZone(tx, w.Zone)
+			if err != nil {
+				return err
+			}
+			if old, found, err := getRecord(z, w.Old); err != nil {
+				return err
+			} else if found {
+				if err := deleteSession(z, old); err != nil {
+					return err
+				}
+			}
+			if err := putSession(z, w.Session); err != nil {
+				return err
+			}
+			a := Alias{Old: w.Old, Target: w.Session.ID, GraceUntil: w.GraceUntil, ForgetAt: w.ForgetAt}
+			if err := z.a.Put(w.Old[:], encodeAlias(a)); err != nil {
+				return err
+			}
+			if err := z.f.Put(timeKey(w.ForgetAt, []byte{kindAlias}, w.Old[:]), nil); err != nil {
+				return err
+			}
+		}
+		for _, w := range b.Ends {
+			res, evs, err := endSession(tx, w)
+			if err != nil {
+				return err
+			}
+			results = append(results, res)
+			for _, e := range evs {
+				if err := putEvent(tx, e); err != nil {
+					return err
+				}
+				queued++
+			}
+		}
+		for _, e := range b.Events {
+			if err := putEvent(tx, e); err != nil {
+				return err
+			}
+			queued++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pending.Add(int64(queued))
+	return results, nil
+}
+
+func endSession(tx *bolt.Tx, w EndWrite) (EndResult, []Event, error) {
+	e := w.End
+	z, err := ensureZone(tx, e.Zone)
+	if err != nil {
+		return EndResult{}, nil, err
+	}
+	id := e.Session.ID
+	if v := z.t.Get(id[:]); v != nil {
+		return EndResult{}, nil, nil // it ended before: exactly once
+	}
+	stored, found, err := getRecord(z, id)
+	if err != nil {
+		return EndResult{}, nil, err
+	}
+	if found {
+		e.Session.LastActivity = max(e.Session.LastActivity, stored.LastActivity)
+		e.Session.Requests = max(e.Session.Requests, stored.Requests)
+		if e.Reason == idletrack.ReasonIdle || e.Reason == idletrack.ReasonAbsolute {
+			if at, _ := e.Session.Deadline(&w.Policy); at > e.EndedAt {
+				// Active since, as far as the store knows: move the index
+				// entry and keep the session.
+				cur := e.Session
+				if err := z.d.Delete(timeKey(stored.idx, id[:])); err != nil {
+					return EndResult{}, nil, err
+				}
+				if err := z.d.Put(timeKey(cur.LastActivity, id[:]), nil); err != nil {
+					return EndResult{}, nil, err
+				}
+				if err := z.s.Put(id[:], encodeRecord(record{Session: cur, idx: cur.LastActivity})); err != nil {
+					return EndResult{}, nil, err
+				}
+				return EndResult{Current: &cur}, nil, nil
+			}
+		}
+		if err := deleteSession(z, stored); err != nil {
+			return EndResult{}, nil, err
+		}
+	}
+	tv := make([]byte, 8, 8+len(e.Reason))
+	binary.BigEndian.PutUint64(tv, uint64(w.TombstoneUntil))
+	if err := z.t.Put(id[:], append(tv, e.Reason...)); err != nil {
+		return EndResult{}, nil, err
+	}
+	if err := z.f.Put(timeKey(w.TombstoneUntil, []byte{kindTomb}, id[:]), nil); err != nil {
+		return EndResult{}, nil, err
+	}
+	var evs []Event
+	if w.Events != nil {
+		evs = w.Events(e)
+	}
+	return EndResult{Ended: true, End: e}, evs, nil
+}
+
+// Expiring implements Store.
+func (s *Bolt) Expiring(_ context.Context, zone string, idleCutoff, absCutoff int64, limit int) ([]idletrack.ID, error) {
+	var out []idletrack.ID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		z, ok := getZone(tx, zone)
+		if !ok {
+			return nil
+		}
+		walk := func(b *bolt.Bucket, cutoff int64) {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && len(out) < limit && keyTime(k) <= cutoff; k, _ = c.Next() {
+				var id idletrack.ID
+				copy(id[:], k[8:])
+				out = append(out, id)
+			}
+		}
+		walk(z.d, idleCutoff)
+		if absCutoff > 0 {
+			walk(z.b, absCutoff)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Purge implements Store. It removes at most 10000 entries per call so a
+// write transaction stays short; call it again while it returns that many.
+func (s *Bolt) Purge(_ context.Context, now int64) (int, error) {
+	const limit = 10000
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		return tx.ForEach(func(name []byte, zb *bolt.Bucket) error {
+			if !bytes.HasPrefix(name, []byte("z/")) {
+				return nil
+			}
+			z, _ := getZone(tx, string(name[2:]))
+			c := z.f.Cursor()
+			for k, _ := c.First(); k != nil && n < limit && keyTime(k) <= now; k, _ = c.First() {
+				if len(k) != 8+1+16 {
+					return fmt.Errorf("forget index: bad key")
+				}
+				target := z.t
+				if k[8] == kindAlias {
+					target = z.a
+				}
+				if err := target.Delete(k[9:]); err != nil {
+					return err
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// --- outbox ---
+
+func putEvent(tx *bolt.Tx, e Event) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	k := timeKey(e.NextAt, []byte(e.ID))
+	if err := tx.Bucket(bOutbox).Put(k, v); err != nil {
+		return err
+	}
+	return tx.Bucket(bOutboxIDs).Put([]byte(e.ID), k[:8])
+}
+
+// removeEvent deletes the queued event id and reports whether it existed.
+func removeEvent(tx *bolt.Tx, id string) (bool, error) {
+	ids := tx.Bucket(bOutboxIDs)
+	at := ids.Get([]byte(id))
+	if at == nil {
+		return false, nil
+	}
+	if err := tx.Bucket(bOutbox).Delete(append(append([]byte(nil), at...), id...)); err != nil {
+		return false, err
+	}
+	return true, ids.Delete([]byte(id))
+}
+
+// Due implements Outbox.
+func (s *Bolt) Due(_ context.Context, now int64, limit int, skip func(string) bool) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit && keyTime(k) <= now; k, v = c.Next() {
+			if skip != nil && skip(string(k[8:])) {
+				continue
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("outbox entry %q: %w", k[8:], err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Delivered implements Outbox.
+func (s *Bolt) Delivered(_ context.Context, e Event) error {
+	var removed bool
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		removed, err = removeEvent(tx, e.ID)
+		return err
+	})
+	if err == nil && removed {
+		s.pending.Add(-1)
+	}
+	return err
+}
+
+// Reschedule implements Outbox.
+func (s *Bolt) Reschedule(_ context.Context, e Event) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if ok, err := removeEvent(tx, e.ID); err != nil || !ok {
+			return err
+		}
+		return putEvent(tx, e)
+	})
+}
+
+// Bury implements Outbox.
+func (s *Bolt) Bury(_ context.Context, e Event) error {
+	var removed bool
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if removed, err = removeEvent(tx, e.ID); err != nil || !removed {
+			return err
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bDead).Put(timeKey(e.At, []byte(e.ID)), v)
+	})
+	if err == nil && removed {
+		s.pending.Add(-1)
+		s.dead.Add(1)
+	}
+	return err
+}
+
+// DeadLetters implements Outbox.
+func (s *Bolt) DeadLetters(_ context.Context, limit int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bDead).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Revive implements Outbox.
+func (s *Bolt) Revive(_ context.Context, ids []string, now int64) (int, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		c := tx.Bucket(bDead).Cursor()
+		for k, v := c.First(); k != nil; {
+			if len(want) > 0 && !want[string(k[8:])] {
+				k, v = c.Next()
+				continue
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			e.Attempts, e.NextAt, e.LastError = 0, now, ""
+			k = append([]byte(nil), k...) // k points into the page that Delete changes
+			if err := putEvent(tx, e); err != nil {
+				return err
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+			k, v = c.Seek(k) // Delete moves the cursor; re-seek past the deleted key
+		}
+		return nil
+	})
+	if err == nil {
+		s.pending.Add(int64(n))
+		s.dead.Add(-int64(n))
+	}
+	return n, err
+}
+
+// OutboxStats implements Outbox.
+func (s *Bolt) OutboxStats(context.Context) (int, int, error) {
+	return int(s.pending.Load()), int(s.dead.Load()), nil
+}
+
+var _ Store = (*Bolt)(nil)
