@@ -1,12 +1,3 @@
-// Package webhook delivers idlegate's session events as Standard Webhooks
-// (https://www.standardwebhooks.com): it encodes the payloads of DESIGN.md,
-// signs them with the zone's whsec_ secret, and runs the Worker that drains
-// the durable outbox of package storage with retries, exponential backoff
-// with jitter, Retry-After and dead letters.
-//
-// Delivery is at least once. An event is removed from the outbox only after
-// the receiver answered 2xx; a crash or shutdown in between means it is sent
-// again, with the same webhook-id, which is the receiver's idempotency key.
 package webhook
 
 import (

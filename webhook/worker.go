@@ -328,17 +328,13 @@ func (w *Worker) skip(id string) bool {
 }
 
 // unpark releases parked events whose zone has a target now, and all of
-// them every parkReset.
+// them every parkReset. Targets is called without the lock held.
 func (w *Worker) unpark() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.parked) == 0 {
-		w.parkedAt = time.Now()
-		return
-	}
-	if time.Since(w.parkedAt) >= parkReset {
+	if len(w.parked) == 0 || time.Since(w.parkedAt) >= parkReset {
 		clear(w.parked)
 		w.parkedAt = time.Now()
+		w.mu.Unlock()
 		return
 	}
 	zones := make(map[string]bool)
@@ -346,10 +342,13 @@ func (w *Worker) unpark() {
 		zones[z] = false
 	}
 	w.mu.Unlock()
+
 	for z := range zones {
 		_, zones[z] = w.targets(z)
 	}
+
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for id, z := range w.parked {
 		if zones[z] {
 			delete(w.parked, id)
