@@ -125,23 +125,6 @@ type Options struct {
 	PollInterval time.Duration
 }
 
-// StatusError is a failed attempt that the receiver answered: any status
-// other than 2xx, including 3xx (redirects are not followed).
-type StatusError struct {
-	StatusCode int
-	// RetryAfter is the delay the receiver asked for with Retry-After
-	// (delta-seconds or HTTP-date), 0 when it did not.
-	RetryAfter time.Duration
-}
-
-// Error returns the status, e.g. "HTTP 503 Service Unavailable".
-func (e *StatusError) Error() string {
-	if t := http.StatusText(e.StatusCode); t != "" {
-		return "HTTP " + strconv.Itoa(e.StatusCode) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(e.StatusCode)
-}
-
 // Worker delivers the events of an outbox: it polls Outbox.Due, POSTs each
 // event to its zone's current Target with Standard Webhooks headers, and
 // records the outcome: Delivered on 2xx; otherwise Reschedule with
@@ -305,9 +288,9 @@ func (w *Worker) poll(ctx context.Context, wg *sync.WaitGroup) {
 			wg.Add(1)
 			go w.deliver(ctx, wg, e, t)
 		}
-		// Due returned only what we skip no longer: either every slot is
-		// taken, or nothing more is due, or some events were parked and
-		// the events behind them are worth a look.
+		// Done when every slot is taken or nothing more is due.
+		// Otherwise some events were just parked: look behind them, with
+		// a larger batch in case there are many.
 		if free == 0 || len(evs) < limit {
 			return
 		}
@@ -465,66 +448,6 @@ func (w *Worker) attempt(ctx context.Context, e storage.Event, t Target) error {
 	}
 }
 
-// backoff is the delay before the next attempt after the attempts-th
-// failure: full jitter, a uniform random delay up to
-// min(MaxBackoff, BaseBackoff·2^(attempts−1)), but never less than the
-// receiver's Retry-After (itself capped at MaxBackoff).
-func (w *Worker) backoff(attempts int, err error) time.Duration {
-	ceil := w.o.BaseBackoff
-	for i := 1; i < attempts && ceil < w.o.MaxBackoff; i++ {
-		if ceil > w.o.MaxBackoff/2 {
-			ceil = w.o.MaxBackoff
-			break
-		}
-		ceil *= 2
-	}
-	ceil = min(ceil, w.o.MaxBackoff)
-
-	w.randMu.Lock()
-	r := w.o.Rand()
-	w.randMu.Unlock()
-	d := time.Duration(r * float64(ceil))
-	if d < 0 || d > ceil {
-		d = ceil // a Rand outside [0, 1)
-	}
-
-	var se *StatusError
-	if errors.As(err, &se) && se.RetryAfter > 0 {
-		d = max(d, min(se.RetryAfter, w.o.MaxBackoff))
-	}
-	return d
-}
-
-// parseRetryAfter reads a Retry-After value, delta-seconds or an
-// HTTP-date, as a delay from now. Anything else, and dates in the past,
-// give 0.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		const maxSeconds = uint64(1<<63-1) / uint64(time.Second)
-		return time.Duration(min(n, maxSeconds)) * time.Second
-	} else if errors.Is(err, strconv.ErrRange) {
-		return time.Duration(1<<63 - 1)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// lastError is the Event.LastError of a failed attempt: the status or the
-// error, at most maxLastError bytes of valid UTF-8.
-func lastError(err error) string {
-	s := err.Error()
-	if len(s) > maxLastError {
-		s = s[:maxLastError]
-	}
-	return strings.ToValidUTF8(s, "") // drops a rune cut in two
-}
-
 type nopObserver struct{}
 
 func (nopObserver) Delivered(storage.Event, time.Duration) {}
@@ -532,7 +455,4 @@ func (nopObserver) Failed(storage.Event, error)            {}
 func (nopObserver) Dead(storage.Event)                     {}
 
 // Interface guards.
-var (
-	_ Observer = nopObserver{}
-	_ error    = (*StatusError)(nil)
-)
+var _ Observer = nopObserver{}
