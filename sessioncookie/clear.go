@@ -92,6 +92,10 @@ func NewMatcher(patterns []string) (Matcher, error) {
 				return Matcher{}, fmt.Errorf("cookie name pattern %q: want a name, or a name prefix followed by a single trailing '*'", p)
 			}
 			m.prefixes = append(m.prefixes, prefix)
+		case strings.Contains(p, "*"):
+			// '*' is a token character, so it could be part of a name, but
+			// no real cookie uses it and here it can only be a mistake.
+			return Matcher{}, fmt.Errorf("cookie name pattern %q: '*' is allowed only at the end, to match a prefix", p)
 		default:
 			if !ValidName(p) {
 				return Matcher{}, fmt.Errorf("cookie name pattern %q is not a valid cookie name", p)
