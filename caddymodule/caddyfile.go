@@ -1,0 +1,306 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	idle_session [<matcher>] {
+//	    cookie           <name>
+//	    laravel_key      <APP_KEY>
+//	    idle             <duration>
+//	    absolute         <duration>
+//	    store bolt       [<path>]
+//	    store redis      <redis-url> {
+//	        prefix      <prefix>
+//	        password    <password>
+//	        tls
+//	        addrs       <host:port>...
+//	        master_name <name>
+//	    }
+//	    name             <zone>
+//	    user_header      <header>
+//	    logout {
+//	        <matcher set>
+//	    }
+//	    passive {
+//	        <matcher set>
+//	    }
+//	    on_expired       status <code> | redirect <url> | strip
+//	    clear_cookies    <name|prefix*>...
+//	    status_path      <path>
+//	    remaining_header <header>
+//	    rotation_grace   <duration>
+//	    remember_ended   <duration>
+//	    max_sessions     <n>
+//	    websocket_activity
+//	    warn_before      <duration>
+//	    inject_warning
+//	    webhook <url> {
+//	        secret       <whsec_...>
+//	        timeout      <duration>
+//	        max_attempts <n>
+//	        events       ended [started]
+//	        include_anonymous
+//	    }
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "cookie", "laravel_key", "name", "user_header", "status_path", "remaining_header":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch opt {
+			case "cookie":
+				h.Cookie = v
+			case "laravel_key":
+				h.LaravelKey = v
+			case "name":
+				h.Name = v
+			case "user_header":
+				h.UserHeader = v
+			case "status_path":
+				h.StatusPath = v
+			case "remaining_header":
+				h.RemainingHeader = v
+			}
+		case "idle", "absolute", "rotation_grace", "remember_ended", "warn_before":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("%s: bad duration %q: %v", opt, v, err)
+			}
+			switch opt {
+			case "idle":
+				h.Idle = caddy.Duration(dur)
+			case "absolute":
+				h.Absolute = caddy.Duration(dur)
+			case "rotation_grace":
+				g := caddy.Duration(dur)
+				h.RotationGrace = &g
+			case "remember_ended":
+				h.RememberEnded = caddy.Duration(dur)
+			case "warn_before":
+				h.WarnBefore = caddy.Duration(dur)
+			}
+		case "max_sessions":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return d.Errf("max_sessions: %q is not a number", v)
+			}
+			h.MaxSessions = n
+		case "store":
+			if err := h.parseStore(d); err != nil {
+				return err
+			}
+		case "logout", "passive":
+			set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			if opt == "logout" {
+				h.LogoutMatchRaw = append(h.LogoutMatchRaw, set)
+			} else {
+				h.PassiveMatchRaw = append(h.PassiveMatchRaw, set)
+			}
+		case "on_expired":
+			if err := h.parseOnExpired(d); err != nil {
+				return err
+			}
+		case "clear_cookies":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("clear_cookies: name at least one cookie or prefix*")
+			}
+			h.ClearCookies = append(h.ClearCookies, args...)
+		case "websocket_activity", "inject_warning":
+			if d.NextArg() {
+				return d.Errf("%s takes no arguments", opt)
+			}
+			if opt == "websocket_activity" {
+				h.WebsocketActivity = true
+			} else {
+				h.InjectWarning = true
+			}
+		case "webhook":
+			if err := h.parseWebhook(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown option %q in idle_session", opt)
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("%s: missing value", opt)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("%s: too many values", opt)
+	}
+	return v, nil
+}
+
+func (h *Handler) parseStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("store: want bolt [<path>] or redis <url>")
+	}
+	s := &StoreConfig{Type: d.Val()}
+	switch s.Type {
+	case "bolt":
+		if d.NextArg() {
+			s.Path = d.Val()
+		}
+	case "redis":
+		if d.NextArg() {
+			s.URL = d.Val()
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch sub := d.Val(); sub {
+			case "prefix", "password", "master_name":
+				v, err := oneArg(d)
+				if err != nil {
+					return err
+				}
+				switch sub {
+				case "prefix":
+					s.Prefix = v
+				case "password":
+					s.Password = v
+				case "master_name":
+					s.MasterName = v
+				}
+			case "addrs":
+				s.Addrs = append(s.Addrs, d.RemainingArgs()...)
+			case "tls":
+				s.TLS = true
+			default:
+				return d.Errf("store redis: unknown option %q", sub)
+			}
+		}
+	default:
+		return d.Errf("store: unknown type %q (want bolt or redis)", s.Type)
+	}
+	if d.NextArg() {
+		return d.Errf("store: too many values")
+	}
+	h.Store = s
+	return nil
+}
+
+func (h *Handler) parseOnExpired(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("on_expired: want status <code>, redirect <url> or strip")
+	}
+	o := &OnExpired{Mode: d.Val()}
+	switch o.Mode {
+	case "status":
+		if !d.NextArg() {
+			return d.Errf("on_expired status: missing status code")
+		}
+		code, err := strconv.Atoi(d.Val())
+		if err != nil {
+			return d.Errf("on_expired status: %q is not a status code", d.Val())
+		}
+		o.StatusCode = code
+	case "redirect":
+		if !d.NextArg() {
+			return d.Errf("on_expired redirect: missing URL")
+		}
+		o.URL = d.Val()
+	case "strip":
+	default:
+		return d.Errf("on_expired: unknown mode %q (want status, redirect or strip)", o.Mode)
+	}
+	if d.NextArg() {
+		return d.Errf("on_expired: too many values")
+	}
+	h.OnExpired = o
+	return nil
+}
+
+func (h *Handler) parseWebhook(d *caddyfile.Dispenser) error {
+	w := &WebhookConfig{}
+	if !d.NextArg() {
+		return d.Errf("webhook: missing URL")
+	}
+	w.URL = d.Val()
+	if d.NextArg() {
+		return d.Errf("webhook: too many values")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "secret":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			w.Secret = v
+		case "timeout":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("webhook timeout: bad duration %q: %v", v, err)
+			}
+			w.Timeout = caddy.Duration(dur)
+		case "max_attempts":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return d.Errf("webhook max_attempts: %q is not a number", v)
+			}
+			w.MaxAttempts = n
+		case "events":
+			w.Events = d.RemainingArgs()
+			if len(w.Events) == 0 {
+				return d.Errf("webhook events: want ended and/or started")
+			}
+		case "include_anonymous":
+			w.IncludeAnonymous = true
+		default:
+			return d.Errf("webhook: unknown option %q", sub)
+		}
+	}
+	h.Webhook = w
+	return nil
+}
+
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,509 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/idlegate/idlegate/engine"
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/sessioncookie"
+	"github.com/idlegate/idlegate/webhook"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("idle_session", parseCaddyfile)
+	// Ahead of basic_auth, so it runs before handle/route blocks and the
+	// proxy: users need no `order` option.
+	httpcaddyfile.RegisterDirectiveOrder("idle_session", httpcaddyfile.Before, "basic_auth")
+}
+
+// Handler enforces session idle timeouts on the application's own session
+// cookie. It records each session's activity, refuses requests once a
+// session has been idle (or alive) too long, and reports every session end
+// with a signed webhook — also for sessions that expire silently.
+type Handler struct {
+	// The application's session cookie (laravel_session, sessionid,
+	// PHPSESSID, connect.sid). Required.
+	Cookie string `json:"cookie"`
+
+	// Laravel's APP_KEY ("base64:..."). When set, the cookie is decrypted
+	// to Laravel's stable session ID, so re-encrypting the cookie on every
+	// response is not a rotation.
+	LaravelKey string `json:"laravel_key,omitempty"`
+
+	// End a session after this long without activity. Default: 30m.
+	Idle caddy.Duration `json:"idle,omitempty"`
+
+	// End a session this long after it started, active or not.
+	// Default: 0 (off).
+	Absolute caddy.Duration `json:"absolute,omitempty"`
+
+	// Where sessions are stored. Default: bbolt at
+	// <caddy data dir>/idlegate/sessions.db.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// Namespaces sessions when one store serves several sites.
+	// Default: the cookie name.
+	Name string `json:"name,omitempty"`
+
+	// An upstream response header that names the signed-in user. It is
+	// removed before the response reaches the client.
+	UserHeader string `json:"user_header,omitempty"`
+
+	// Requests that end the session once the upstream answers 2xx or 3xx.
+	LogoutMatchRaw caddyhttp.RawMatcherSets `json:"logout_match,omitempty" caddy:"namespace=http.matchers"`
+
+	// Requests that are checked but do not count as activity (polling,
+	// heartbeats).
+	PassiveMatchRaw caddyhttp.RawMatcherSets `json:"passive_match,omitempty" caddy:"namespace=http.matchers"`
+
+	// What a request of an ended session gets. Default: status 401.
+	OnExpired *OnExpired `json:"on_expired,omitempty"`
+
+	// Cookies also cleared whenever a session ends or is refused: names,
+	// or prefixes ending in * (remember_web_*).
+	ClearCookies []string `json:"clear_cookies,omitempty"`
+
+	// A path answered by idlegate itself for GET: JSON with the remaining
+	// seconds of the request's session. It never counts as activity
+	// (except GET <status_path>?touch=1, the warning's "stay signed in").
+	StatusPath string `json:"status_path,omitempty"`
+
+	// A response header carrying the remaining idle seconds.
+	RemainingHeader string `json:"remaining_header,omitempty"`
+
+	// How long a rotated-away cookie value keeps working. Default: 30s.
+	RotationGrace *caddy.Duration `json:"rotation_grace,omitempty"`
+
+	// How long ended session IDs are remembered so they can never revive.
+	// Default: 14d.
+	RememberEnded caddy.Duration `json:"remember_ended,omitempty"`
+
+	// Bound on tracked sessions. Default: 1000000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// Client frames on an open WebSocket count as activity. Default: false.
+	WebsocketActivity bool `json:"websocket_activity,omitempty"`
+
+	// The browser warning appears this long before sign-out.
+	WarnBefore caddy.Duration `json:"warn_before,omitempty"`
+
+	// Insert the warning script into the session's HTML responses.
+	InjectWarning bool `json:"inject_warning,omitempty"`
+
+	// Where session ends are reported.
+	Webhook *WebhookConfig `json:"webhook,omitempty"`
+
+	logout   caddyhttp.MatcherSets
+	passive  caddyhttp.MatcherSets
+	laravel  *sessioncookie.Laravel
+	clear    *sessioncookie.Matcher
+	poolKey  string
+	shared   *sharedEngine
+	zone     *engine.Zone
+	logger   *zap.Logger
+	clearHdr []string // Set-Cookie values for the fixed names to clear
+}
+
+// StoreConfig selects the session store.
+type StoreConfig struct {
+	// "bolt" (default) or "redis".
+	Type string `json:"type,omitempty"`
+	// bolt: the file. Default: <caddy data dir>/idlegate/sessions.db.
+	Path string `json:"path,omitempty"`
+	// redis: the server, as a redis:// or rediss:// URL.
+	URL string `json:"url,omitempty"`
+	// redis: prefix of every key. Default: "idlegate:".
+	Prefix string `json:"prefix,omitempty"`
+	// redis: password (overrides the URL's).
+	Password string `json:"password,omitempty"`
+	// redis: several addresses make a cluster; with MasterName, Sentinel.
+	Addrs      []string `json:"addrs,omitempty"`
+	MasterName string   `json:"master_name,omitempty"`
+	// redis: use TLS even for a redis:// URL.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// OnExpired says how refused requests are answered.
+type OnExpired struct {
+	// "status" (default), "redirect" or "strip".
+	Mode string `json:"mode,omitempty"`
+	// status: the status code. Default: 401.
+	StatusCode int `json:"status_code,omitempty"`
+	// redirect: where browser navigations are sent (303).
+	URL string `json:"url,omitempty"`
+}
+
+// WebhookConfig is where session ends are posted.
+type WebhookConfig struct {
+	// The receiver's URL. Required.
+	URL string `json:"url"`
+	// Standard Webhooks secret, "whsec_<base64>". Required.
+	Secret string `json:"secret"`
+	// Per attempt. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Attempts before an event becomes a dead letter. Default: 10.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// "ended" and/or "started". Default: ["ended"].
+	Events []string `json:"events,omitempty"`
+	// Also report sessions that never had a user.
+	IncludeAnonymous bool `json:"include_anonymous,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.idle_session",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const (
+	defaultIdle          = 30 * time.Minute
+	defaultRotationGrace = 30 * time.Second
+	defaultRemember      = 14 * 24 * time.Hour
+	defaultMaxSessions   = 1_000_000
+)
+
+// Provision sets up the handler: matchers, the Laravel key and the shared
+// engine of its store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Name == "" {
+		h.Name = h.Cookie
+	}
+	if h.Idle == 0 {
+		h.Idle = caddy.Duration(defaultIdle)
+	}
+	if h.RememberEnded == 0 {
+		h.RememberEnded = caddy.Duration(defaultRemember)
+	}
+	if h.MaxSessions == 0 {
+		h.MaxSessions = defaultMaxSessions
+	}
+	if h.OnExpired == nil {
+		h.OnExpired = &OnExpired{}
+	}
+	if h.OnExpired.Mode == "" {
+		h.OnExpired.Mode = "status"
+	}
+	if h.OnExpired.StatusCode == 0 {
+		h.OnExpired.StatusCode = http.StatusUnauthorized
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{}
+	}
+	if h.Store.Type == "" {
+		h.Store.Type = "bolt"
+	}
+	if h.Webhook != nil {
+		if h.Webhook.Timeout == 0 {
+			h.Webhook.Timeout = caddy.Duration(10 * time.Second)
+		}
+		if h.Webhook.MaxAttempts == 0 {
+			h.Webhook.MaxAttempts = 10
+		}
+		if len(h.Webhook.Events) == 0 {
+			h.Webhook.Events = []string{"ended"}
+		}
+	}
+	// Check now, so a bad value fails at load naming the option, before
+	// anything is opened.
+	if err := h.Validate(); err != nil {
+		return err
+	}
+
+	for _, m := range []struct {
+		field string
+		dst   *caddyhttp.MatcherSets
+	}{{"LogoutMatchRaw", &h.logout}, {"PassiveMatchRaw", &h.passive}} {
+		sets, err := ctx.LoadModule(h, m.field)
+		if err != nil {
+			return fmt.Errorf("loading matchers: %w", err)
+		}
+		if err := m.dst.FromInterface(sets); err != nil {
+			return err
+		}
+	}
+	if h.LaravelKey != "" {
+		l, err := sessioncookie.NewLaravel(h.LaravelKey)
+		if err != nil {
+			return fmt.Errorf("laravel_key: %w", err)
+		}
+		h.laravel = l
+	}
+	if len(h.ClearCookies) > 0 {
+		m, err := sessioncookie.NewMatcher(h.ClearCookies)
+		if err != nil {
+			return fmt.Errorf("clear_cookies: %w", err)
+		}
+		h.clear = &m
+	}
+	initMetrics(ctx.GetMetricsRegistry())
+
+	shared, key, err := acquireEngine(h.Store)
+	if err != nil {
+		return err
+	}
+	h.shared, h.poolKey = shared, key
+	z, err := shared.engine.Configure(ctx, h.zoneConfig())
+	if err != nil {
+		return fmt.Errorf("idle_session: loading sessions of zone %q: %w", h.Name, err)
+	}
+	h.zone = z
+	return nil
+}
+
+func (h *Handler) zoneConfig() engine.ZoneConfig {
+	grace := defaultRotationGrace
+	if h.RotationGrace != nil {
+		grace = time.Duration(*h.RotationGrace)
+	}
+	cfg := engine.ZoneConfig{
+		Name: h.Name,
+		Policy: idletrack.Policy{
+			Idle:          time.Duration(h.Idle),
+			Absolute:      time.Duration(h.Absolute),
+			RotationGrace: grace,
+			RememberEnded: time.Duration(h.RememberEnded),
+			MaxSessions:   h.MaxSessions,
+		},
+	}
+	if w := h.Webhook; w != nil {
+		key, _ := webhook.ParseSecret(w.Secret) // checked in Validate
+		cfg.Webhook = &engine.Webhook{
+			URL:              w.URL,
+			Key:              key,
+			Timeout:          time.Duration(w.Timeout),
+			MaxAttempts:      w.MaxAttempts,
+			IncludeAnonymous: w.IncludeAnonymous,
+		}
+		for _, ev := range w.Events {
+			switch ev {
+			case "ended":
+				cfg.Webhook.Ended = true
+			case "started":
+				cfg.Webhook.Started = true
+			}
+		}
+	}
+	return cfg
+}
+
+// Validate checks the configuration. Every error names the option.
+func (h *Handler) Validate() error {
+	bad := func(opt string, format string, args ...any) error {
+		return fmt.Errorf("idle_session: %s: %s", opt, fmt.Sprintf(format, args...))
+	}
+	if h.Cookie == "" {
+		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")
+	}
+	if strings.ContainsAny(h.Cookie, " \t\r\n;,=\"") {
+		return bad("cookie", "%q is not a valid cookie name", h.Cookie)
+	}
+	if h.Idle < 0 {
+		return bad("idle", "must be positive, got %s", time.Duration(h.Idle))
+	}
+	if h.Idle > 0 && time.Duration(h.Idle) < time.Second {
+		return bad("idle", "must be at least 1s, got %s", time.Duration(h.Idle))
+	}
+	if h.Absolute < 0 {
+		return bad("absolute", "must be positive or 0 (off), got %s", time.Duration(h.Absolute))
+	}
+	if h.RotationGrace != nil && *h.RotationGrace < 0 {
+		return bad("rotation_grace", "must not be negative, got %s", time.Duration(*h.RotationGrace))
+	}
+	if h.RememberEnded < 0 {
+		return bad("remember_ended", "must be positive, got %s", time.Duration(h.RememberEnded))
+	}
+	if h.MaxSessions < 0 {
+		return bad("max_sessions", "must be positive, got %d", h.MaxSessions)
+	}
+	if h.WarnBefore < 0 {
+		return bad("warn_before", "must be positive, got %s", time.Duration(h.WarnBefore))
+	}
+	if h.InjectWarning && h.StatusPath == "" {
+		return bad("inject_warning", "needs status_path: the warning script reads the remaining time there")
+	}
+	if h.StatusPath != "" && !strings.HasPrefix(h.StatusPath, "/") {
+		return bad("status_path", "%q must start with /", h.StatusPath)
+	}
+	if h.UserHeader != "" && !validHeaderName(h.UserHeader) {
+		return bad("user_header", "%q is not a valid header name", h.UserHeader)
+	}
+	if h.RemainingHeader != "" && !validHeaderName(h.RemainingHeader) {
+		return bad("remaining_header", "%q is not a valid header name", h.RemainingHeader)
+	}
+	if h.LaravelKey != "" {
+		if _, err := sessioncookie.NewLaravel(h.LaravelKey); err != nil {
+			return bad("laravel_key", "%v", err)
+		}
+	}
+	if o := h.OnExpired; o != nil {
+		switch o.Mode {
+		case "", "status", "strip":
+		case "redirect":
+			if o.URL == "" {
+				return bad("on_expired", "redirect needs a URL")
+			}
+		default:
+			return bad("on_expired", "unknown mode %q (want status, redirect or strip)", o.Mode)
+		}
+		if o.StatusCode != 0 && (o.StatusCode < 400 || o.StatusCode > 599) {
+			return bad("on_expired", "status %d is not an error status (400-599)", o.StatusCode)
+		}
+	}
+	if len(h.ClearCookies) > 0 {
+		if _, err := sessioncookie.NewMatcher(h.ClearCookies); err != nil {
+			return bad("clear_cookies", "%v", err)
+		}
+	}
+	if s := h.Store; s != nil {
+		switch s.Type {
+		case "", "bolt":
+		case "redis":
+			if s.URL == "" && len(s.Addrs) == 0 {
+				return bad("store", "redis needs a URL (redis://host:6379/0)")
+			}
+		default:
+			return bad("store", "unknown type %q (want bolt or redis)", s.Type)
+		}
+	}
+	if w := h.Webhook; w != nil {
+		if w.URL == "" || !(strings.HasPrefix(w.URL, "http://") || strings.HasPrefix(w.URL, "https://")) {
+			return bad("webhook", "%q is not an http(s) URL", w.URL)
+		}
+		if w.Secret == "" {
+			return bad("webhook secret", "is required (a Standard Webhooks secret, whsec_<base64>)")
+		}
+		if _, err := webhook.ParseSecret(w.Secret); err != nil {
+			return bad("webhook secret", "%v", err)
+		}
+		if w.Timeout < 0 {
+			return bad("webhook timeout", "must be positive, got %s", time.Duration(w.Timeout))
+		}
+		if w.MaxAttempts < 0 {
+			return bad("webhook max_attempts", "must be positive, got %d", w.MaxAttempts)
+		}
+		for _, ev := range w.Events {
+			if ev != "ended" && ev != "started" {
+				return bad("webhook events", "unknown event %q (want ended, started)", ev)
+			}
+		}
+	}
+	return nil
+}
+
+func validHeaderName(s string) bool {
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Cleanup releases the handler's hold on the shared engine. The engine stops,
+// flushing everything, when the last config using its store goes away.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" {
+		return nil
+	}
+	_, err := engines.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	now := h.shared.engine.Now()
+	if h.StatusPath != "" && r.URL.Path == h.StatusPath {
+		return h.serveStatus(w, r, now)
+	}
+
+	id, hasSession := h.sessionID(r)
+	o := &observer{h: h, now: now}
+	if hasSession {
+		passive, err := h.passive.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		v := h.zone.Check(r.Context(), id, now, !passive)
+		switch v.Status {
+		case idletrack.StatusActive:
+			o.session, o.active, o.deadline = v.ID, true, v.Deadline
+			if len(h.logout) > 0 {
+				if o.logout, err = h.logout.AnyMatchWithError(r); err != nil {
+					return caddyhttp.Error(http.StatusInternalServerError, err)
+				}
+			}
+		default:
+			reason := string(v.Reason)
+			if v.Status == idletrack.StatusRotated {
+				reason = "rotated"
+			}
+			metrics.rejected.WithLabelValues(h.Name, reason).Inc()
+			if h.OnExpired.Mode != "strip" {
+				return h.refuse(w, r, reason)
+			}
+			h.strip(w, r)
+		}
+	}
+	o.ResponseWriter = w
+	err := next.ServeHTTP(o, r)
+	if !o.wrote {
+		// Nothing was written (e.g. an error handler takes over): the
+		// session's bookkeeping still happens, on the headers as they are.
+		o.process(http.StatusOK)
+	}
+	return err
+}
+
+// sessionID returns the ID of the request's session, if it carries one.
+// Malformed cookies, and Laravel cookies that fail to decrypt, count as no
+// session: the app decides what to do with them.
+func (h *Handler) sessionID(r *http.Request) (idletrack.ID, bool) {
+	value, _ := sessioncookie.Find(r.Header, h.Cookie)
+	if value == "" || len(value) > maxCookieValue {
+		return idletrack.ID{}, false
+	}
+	return h.valueID(value)
+}
+
+// maxCookieValue bounds the cookie values idlegate hashes; browsers cap a
+// cookie at 4 KiB, so anything longer is not a real session.
+const maxCookieValue = 4096
+
+func (h *Handler) valueID(value string) (idletrack.ID, bool) {
+	if h.laravel != nil {
+		sid, ok := h.laravel.SessionID(h.Cookie, value)
+		if !ok {
+			return idletrack.ID{}, false
+		}
+		value = sid
+	}
+	return h.zone.ID(value), true
+}
+
+func remainingSeconds(deadline, now int64) string {
+	if deadline <= now {
+		return "0"
+	}
+	return strconv.FormatInt((deadline-now)/int64(time.Second), 10)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

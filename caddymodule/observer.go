@@ -1,0 +1,171 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/sessioncookie"
+)
+
+// observer watches the upstream's response headers as they are written: a
+// new session cookie (a session starts, or rotates), a deleted one (logout),
+// the user header (login; removed before the client sees it). Whatever must
+// be durable is written before the headers go out.
+//
+// It embeds caddyhttp.ResponseWriterWrapper, so http.ResponseController
+// reaches Flush and Hijack of the real writer through Unwrap: WebSockets and
+// streaming keep working.
+type observer struct {
+	caddyhttp.ResponseWriterWrapper
+	h        *Handler
+	now      int64
+	session  idletrack.ID // the request's session, when active
+	active   bool
+	deadline int64
+	logout   bool // the request matches a logout matcher
+	wrote    bool
+}
+
+func (o *observer) WriteHeader(code int) {
+	if !o.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		o.process(code)
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *observer) Write(b []byte) (int, error) {
+	if !o.wrote {
+		o.process(http.StatusOK)
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+func (o *observer) ReadFrom(r io.Reader) (int64, error) {
+	if !o.wrote {
+		o.process(http.StatusOK)
+	}
+	return o.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError makes http.ResponseController's Flush process the headers
+// before the real writer sends them.
+func (o *observer) FlushError() error {
+	if !o.wrote {
+		o.process(http.StatusOK)
+	}
+	return http.NewResponseController(o.ResponseWriter).Flush()
+}
+
+// maxUser bounds the user name taken from the user header.
+const maxUser = 256
+
+// process applies the response's session facts, once.
+func (o *observer) process(code int) {
+	o.wrote = true
+	h, z := o.h, o.h.zone
+	hdr := o.Header()
+
+	user, userSet := "", false
+	if h.UserHeader != "" {
+		if vals := hdr.Values(h.UserHeader); len(vals) > 0 {
+			user, userSet = cleanUser(vals[0])
+			hdr.Del(h.UserHeader)
+		}
+	}
+	sc, hasCookie := sessioncookie.FromResponse(hdr, h.Cookie, unixTime(o.now))
+	ended := false
+	endSession := func(why string) {
+		if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
+			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.String("why", why), zap.Error(err))
+		}
+		ended = true
+		h.addClearCookies(hdr, nil)
+	}
+	if o.active {
+		switch {
+		case o.logout && code >= 200 && code < 400:
+			endSession("logout request")
+		case hasCookie && sc.Deleted:
+			endSession("upstream deleted the cookie")
+		}
+	}
+
+	if hasCookie && !sc.Deleted && len(sc.Value) <= maxCookieValue {
+		if id, ok := h.valueID(sc.Value); ok {
+			o.cookieSet(id, user, userSet, ended)
+		}
+	} else if o.active && !ended && userSet && user != "" {
+		if err := z.SetUser(o.session, user, o.now); err != nil {
+			h.logger.Warn("login not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
+		}
+	}
+
+	if o.active && !ended && h.RemainingHeader != "" {
+		if s, ok := z.Tracker().Get(o.session); ok {
+			at, _ := s.Deadline(&z.Config().Policy)
+			hdr.Set(h.RemainingHeader, remainingSeconds(at, o.now))
+		}
+	}
+}
+
+// cookieSet handles the upstream setting the session cookie to the value
+// whose ID is id.
+func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
+	h, z := o.h, o.h.zone
+	if o.active && !ended && id != o.session {
+		cur, _ := z.Tracker().Get(o.session)
+		if cur.User != "" && (!userSet || user == "") {
+			// The user was cleared as the ID changed: a logout.
+			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
+				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
+			}
+			o.active = false
+		} else {
+			if _, ok, err := z.Rotate(o.session, id, o.now); err != nil {
+				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
+			} else if ok {
+				o.session = id
+			}
+		}
+	}
+	if o.active && !ended && id == o.session {
+		if userSet && user != "" {
+			if err := z.SetUser(id, user, o.now); err != nil {
+				h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
+			}
+		}
+		return
+	}
+	// A session the upstream has just issued.
+	started, err := z.Start(id, user, o.now)
+	if err != nil {
+		h.logger.Warn("new session not yet stored", zap.String("session", id.Short()), zap.Error(err))
+	}
+	if !started && userSet && user != "" {
+		// Already known (e.g. the same value set again): it may be a login.
+		if err := z.SetUser(id, user, o.now); err != nil {
+			h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
+		}
+	}
+}
+
+// cleanUser accepts a user header value: valid UTF-8, no control characters,
+// at most maxUser bytes. Anything else is ignored.
+func cleanUser(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if len(v) > maxUser || !utf8.ValidString(v) {
+		return "", false
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "", false
+		}
+	}
+	return v, true
+}

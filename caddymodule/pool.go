@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/idlegate/idlegate/engine"
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/storage"
+	"github.com/idlegate/idlegate/webhook"
+)
+
+// engines holds one running engine per store (a bbolt file, a Redis
+// keyspace). Handlers of every config that use the store share it, so a
+// reload keeps sessions, deadlines and the outbox in memory and the bbolt
+// file is opened once per process.
+var engines = caddy.NewUsagePool()
+
+// sharedEngine is a store with its engine and webhook worker.
+type sharedEngine struct {
+	store  storage.Store
+	engine *engine.Engine
+	worker *webhook.Worker
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// Destruct stops delivery, flushes the engine and closes the store.
+func (s *sharedEngine) Destruct() error {
+	s.stop()
+	<-s.done
+	err := s.engine.Close()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func storeKey(c *StoreConfig) (string, error) {
+	switch c.Type {
+	case "redis":
+		return fmt.Sprintf("redis:%s|%v|%s|%s", c.URL, c.Addrs, c.MasterName, c.Prefix), nil
+	default:
+		p := c.Path
+		if p == "" {
+			p = filepath.Join(caddy.AppDataDir(), "idlegate", "sessions.db")
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		c.Path = abs
+		return "bolt:" + abs, nil
+	}
+}
+
+// acquireEngine returns the running engine of the configured store, starting
+// it if this is the first config to use the store.
+func acquireEngine(c *StoreConfig) (*sharedEngine, string, error) {
+	key, err := storeKey(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("idle_session: store: %w", err)
+	}
+	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st, err := openStore(c)
+		if err != nil {
+			return nil, err
+		}
+		return startEngine(st), nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*sharedEngine), key, nil
+}
+
+func openStore(c *StoreConfig) (storage.Store, error) {
+	switch c.Type {
+	case "redis":
+		return openRedis(c)
+	default:
+		return storage.OpenBolt(c.Path, storage.BoltOptions{})
+	}
+}
+
+func startEngine(st storage.Store) *sharedEngine {
+	log := caddy.Log().Named("http.handlers.idle_session")
+	s := &sharedEngine{store: st, done: make(chan struct{})}
+	var kick func()
+	s.engine = engine.New(st, encoder{}, engine.Options{
+		Logger:   log,
+		Observer: observerFor(log),
+		Queued:   func() { kick() },
+	})
+	s.worker = webhook.NewWorker(st, s.targets, webhook.Options{
+		Client:   &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Observer: deliveryObserver{},
+		Logger:   log.Named("webhook"),
+	})
+	kick = s.worker.Kick
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() {
+		defer close(s.done)
+		s.worker.Run(ctx)
+	}()
+	return s
+}
+
+// targets gives the delivery worker the webhook configured now for a zone.
+func (s *sharedEngine) targets(zone string) (webhook.Target, bool) {
+	z, ok := s.engine.Zone(zone)
+	if !ok || z.Config().Webhook == nil {
+		return webhook.Target{}, false
+	}
+	w := z.Config().Webhook
+	return webhook.Target{URL: w.URL, Key: w.Key, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts}, true
+}
+
+// encoder builds the webhook events of a zone per its webhook settings.
+type encoder struct{}
+
+func (encoder) Ended(c *engine.ZoneConfig, e idletrack.End, now time.Time) []storage.Event {
+	w := c.Webhook
+	if w == nil || !w.Ended || (e.Session.User == "" && !w.IncludeAnonymous) {
+		return nil
+	}
+	return []storage.Event{webhook.EndedEvent(e, now)}
+}
+
+func (encoder) Started(c *engine.ZoneConfig, s idletrack.Session, now time.Time) []storage.Event {
+	w := c.Webhook
+	if w == nil || !w.Started || (s.User == "" && !w.IncludeAnonymous) {
+		return nil
+	}
+	return []storage.Event{webhook.StartedEvent(c.Name, s, now)}
+}
