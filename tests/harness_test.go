@@ -342,13 +342,13 @@ func (c *Caddy) start() {
 	case err := <-confirmed:
 		if err != nil {
 			c.kill()
-			c.t.Fatalf("caddy: startup confirmation: %v\n%s", err, tail(c.Logs(), 40))
+			c.t.Fatalf("caddy: startup confirmation: %v (caddy log below)", err)
 		}
 	case <-done:
-		c.t.Fatalf("caddy exited during startup (%v); log:\n%s", c.exitErr(), tail(c.Logs(), 40))
+		c.t.Fatalf("caddy exited during startup (%v): %s", c.exitErr(), lastLine(c.Logs()))
 	case <-time.After(startTimeout):
 		c.kill()
-		c.t.Fatalf("caddy: not running after %s; log:\n%s", startTimeout, tail(c.Logs(), 40))
+		c.t.Fatalf("caddy: not running after %s (caddy log below)", startTimeout)
 	}
 	Eventually(c.t, 10*time.Second, 20*time.Millisecond, func() error {
 		status, _, err := c.admin(http.MethodGet, "/config/", nil)
@@ -404,7 +404,11 @@ func (c *Caddy) signal(sig syscall.Signal, timeout time.Duration) bool {
 	if cmd == nil {
 		return true
 	}
-	c.note("sending %v to process group %d", sig, cmd.Process.Pid)
+	select {
+	case <-done:
+	default:
+		c.note("sending %v to process group %d", sig, cmd.Process.Pid)
+	}
 	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		c.t.Errorf("caddy: kill -%d -%d: %v", sig, cmd.Process.Pid, err)
 	}
@@ -580,6 +584,17 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// lastLine is the last line of s that is not a harness marker.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !strings.HasPrefix(lines[i], "=== harness") {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 // tail returns the last n lines of s.
