@@ -4,7 +4,7 @@
 // Standard Webhooks reference library (Receiver).
 //
 //	go test ./tests/                      # builds ./cmd/caddy once into tests/.cache/
-//	IDLEGATE_CADDY_BIN=/path/caddy go test ./tests/   # use a prebuilt binary
+//	IDLEGATE_CADDY_BIN=/abs/caddy go test ./tests/    # a prebuilt binary (a relative path is from tests/)
 //	go test -short ./tests/               # no binary: only the harness's own checks
 //
 // Everything listens on 127.0.0.1 only. Each test gets its own ports, its own

@@ -47,9 +47,10 @@ func TestMain(m *testing.M) {
 }
 
 // caddyBinary returns IDLEGATE_CADDY_BIN when set, or builds ./cmd/caddy into
-// tests/.cache/caddy. go build is incremental, so an unchanged tree costs a
-// few seconds; the build writes to a temporary name and renames, so a
-// concurrent `go test` never runs a half-written binary.
+// tests/.cache/caddy. Building straight onto the cached file lets go build
+// see that it is up to date (its build ID matches) and skip even the link;
+// when it does link, go build moves the result into place, so a concurrent
+// `go test` never runs a half-written binary.
 func caddyBinary() (string, error) {
 	if bin := os.Getenv("IDLEGATE_CADDY_BIN"); bin != "" {
 		abs, err := filepath.Abs(bin)
@@ -76,16 +77,11 @@ func caddyBinary() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(cache, "caddy")
-	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
 	start := time.Now()
-	build := exec.Command("go", "build", "-o", tmp, "./cmd/caddy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", bin, time.Since(start).Round(100*time.Millisecond))
 	return bin, nil
@@ -196,6 +192,10 @@ func StartCaddy(t testing.TB, caddyfile string, opts ...CaddyOption) *Caddy {
 	c.env = isolatedEnv(dir, cfg.env)
 	c.writeConfig(caddyfile)
 	t.Cleanup(func() {
+		if c.Pid() != 0 && !c.Running() && !t.Failed() {
+			// A crash the test did not notice is still a crash.
+			t.Errorf("caddy exited by itself during the test: %v", c.exitErr())
+		}
 		c.kill() // by process group, never by name
 		if t.Failed() {
 			t.Logf("caddy log (%s), last lines:\n%s", c.LogPath, tail(c.Logs(), 80))
