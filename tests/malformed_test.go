@@ -11,36 +11,7 @@ func TestMalformedCookiesDoNotCrash(t *testing.T) {
 	s := startStack(t, "idle 1m")
 	live, _ := s.login("42")
 
-	// obs-text and separators: everything the Go client lets through.
-	var junk strings.Builder
-	for i := range 8 << 10 {
-		junk.WriteByte(byte(0x80 + i%0x80))
-		if i%97 == 0 {
-			junk.WriteString(`;=",\ `)
-		}
-	}
-	many := make([]string, 300)
-	for i := range many {
-		many[i] = fmt.Sprintf("c%d=%d", i, i)
-	}
-	cookies := map[string]string{
-		"empty value":         "sid=",
-		"no equals":           "sid",
-		"only separators":     ";;; ;=;= ;",
-		"duplicated unknown":  "sid=aaaa; sid=bbbb",
-		"live then junk":      "sid=" + live + "; sid=junk",
-		"junk then live":      "sid=junk; sid=" + live,
-		"8 KiB":               "sid=" + strings.Repeat("A", 8<<10),
-		"8 KiB binary junk":   "sid=" + junk.String(),
-		"quoted":              `sid="` + live + `"`,
-		"percent-encoded":     "sid=%00%ff%0d%0a",
-		"unicode":             "sid=✓☃💥",
-		"300 cookies":         strings.Join(many, "; ") + "; sid=" + live,
-		"huge name":           strings.Repeat("s", 4<<10) + "=1; sid=x",
-		"empty name":          "=sid; sid",
-		"sid with spaces":     "sid = " + live + " ",
-		"base64 laravel-like": "sid=eyJpdiI6IiIsInZhbHVlIjoiIiwibWFjIjoiIn0%3D",
-	}
+	cookies := malformedCookies(live)
 	for name, raw := range cookies {
 		for _, path := range []string{"/", statusPath} {
 			r, err := s.C.Try(http.MethodGet, path, WithRawCookie(raw))
@@ -90,5 +61,58 @@ func TestMalformedCookiesDoNotCrash(t *testing.T) {
 	s.page(fresh)
 	if st := s.status(live); !st.Active {
 		t.Errorf("the live session suffered: %+v", st)
+	}
+}
+
+// malformedCookies are Cookie headers that the Go client will send, built
+// around one live session ID.
+func malformedCookies(live string) map[string]string {
+	// obs-text and separators: everything the Go client lets through.
+	var junk strings.Builder
+	for i := range 8 << 10 {
+		junk.WriteByte(byte(0x80 + i%0x80))
+		if i%97 == 0 {
+			junk.WriteString(`;=",\ `)
+		}
+	}
+	many := make([]string, 300)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%d=%d", i, i)
+	}
+	return map[string]string{
+		"empty value":         "sid=",
+		"no equals":           "sid",
+		"only separators":     ";;; ;=;= ;",
+		"duplicated unknown":  "sid=aaaa; sid=bbbb",
+		"live then junk":      "sid=" + live + "; sid=junk",
+		"junk then live":      "sid=junk; sid=" + live,
+		"8 KiB":               "sid=" + strings.Repeat("A", 8<<10),
+		"8 KiB binary junk":   "sid=" + junk.String(),
+		"quoted":              `sid="` + live + `"`,
+		"percent-encoded":     "sid=%00%ff%0d%0a",
+		"unicode":             "sid=✓☃💥",
+		"300 cookies":         strings.Join(many, "; ") + "; sid=" + live,
+		"huge name":           strings.Repeat("s", 4<<10) + "=1; sid=x",
+		"empty name":          "=sid; sid",
+		"sid with spaces":     "sid = " + live + " ; x=1",
+		"base64 laravel-like": "sid=eyJpdiI6IiIsInZhbHVlIjoiIiwibWFjIjoiIn0%3D",
+	}
+}
+
+// TestMalformedCookieCorpusSendable checks the corpus itself: every header
+// leaves the Go client and reaches a plain server, so a pass of
+// TestMalformedCookiesDoNotCrash means the requests were really sent.
+func TestMalformedCookieCorpusSendable(t *testing.T) {
+	up := NewUpstream(t)
+	c := NewClient(up.URL)
+	for name, raw := range malformedCookies("0123456789abcdef") {
+		opt, probe := Probe()
+		if _, err := c.Try(http.MethodGet, "/", WithRawCookie(raw), opt); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if seen := up.Probed(probe); len(seen) != 1 || seen[0].Header.Get("Cookie") != raw {
+			t.Errorf("%s: the upstream got another Cookie header", name)
+		}
 	}
 }
