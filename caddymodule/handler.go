@@ -432,9 +432,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, hasSession := h.sessionID(r)
 	o := &observer{h: h, now: now}
 	if hasSession {
-		passive, err := h.passive.AnyMatchWithError(r)
-		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
+		passive, err := false, error(nil)
+		if len(h.passive) > 0 { // an empty MatcherSets matches everything
+			if passive, err = h.passive.AnyMatchWithError(r); err != nil {
+				return caddyhttp.Error(http.StatusInternalServerError, err)
+			}
 		}
 		v := h.zone.Check(r.Context(), id, now, !passive)
 		switch v.Status {
