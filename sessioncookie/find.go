@@ -95,7 +95,6 @@ func cookieValue(raw string) (string, bool) {
 	return raw, true
 }
 
-
 // validValueByte is net/http's relaxed cookie-octet: printable ASCII,
 // including space and comma, except '"', ';' and '\'.
 func validValueByte(b byte) bool {
