@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -397,4 +398,31 @@ func BenchmarkLaravelSessionID(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestLaravelConcurrent backs the claim that a Laravel is safe for
+// concurrent use (run with -race).
+func TestLaravelConcurrent(t *testing.T) {
+	vectors := loadVectors(t)
+	ls := make([]*Laravel, len(vectors))
+	for i, v := range vectors {
+		l, err := NewLaravel(v.AppKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = l
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				for i, v := range vectors {
+					if id, ok := ls[i].SessionID(v.CookieName, v.CookieValue); !ok || id != v.SessionID {
+						t.Errorf("%s: SessionID = %q, %v", v.Cipher, id, ok)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
