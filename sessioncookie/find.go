@@ -22,15 +22,16 @@ import (
 // example one per path or domain, or one planted by a sibling subdomain);
 // the caller decides whether that is acceptable.
 func Find(h http.Header, name string) (value string, count int) {
-	if name == "" {
+	// A valid name compared for equality needs no per-pair validation.
+	if !ValidName(name) {
 		return "", 0
 	}
 	for _, line := range h["Cookie"] {
 		for len(line) > 0 {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			n, v, ok := splitPair(part)
-			if !ok || n != name {
+			n, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(n) != name {
 				continue
 			}
 			count++

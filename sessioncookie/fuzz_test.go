@@ -1,0 +1,135 @@
+package sessioncookie
+
+import (
+	"bytes"
+	"crypto/aes"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The seed corpora live in testdata/fuzz/<FuzzName>/; run for example
+//
+//	go test -run '^$' -fuzz '^FuzzFind$' -fuzztime 20s ./sessioncookie/
+
+// FuzzFind checks that Find never panics, returns a valid value that is
+// part of the input, counts as Names does, and agrees with net/http.
+func FuzzFind(f *testing.F) {
+	f.Add("a=1; sid=abc; b=2", "", "sid")
+	f.Add(`sid=""; sid="x"`, "sid=y", "sid")
+	f.Fuzz(func(t *testing.T, line1, line2, name string) {
+		h := http.Header{"Cookie": {line1, line2}}
+		value, count := Find(h, name)
+		if count < 0 || count == 0 && value != "" {
+			t.Fatalf("Find = %q, %d", value, count)
+		}
+		if value != "" && !strings.Contains(line1, value) && !strings.Contains(line2, value) {
+			t.Fatalf("Find = %q, not part of the input", value)
+		}
+		if _, ok := cookieValue(value); !ok {
+			t.Fatalf("Find = %q, not a valid cookie value", value)
+		}
+		n := 0
+		for got := range Names(h) {
+			if !ValidName(got) {
+				t.Fatalf("Names yielded invalid name %q", got)
+			}
+			if got == name {
+				n++
+			}
+		}
+		if n != count {
+			t.Fatalf("Find counts %d, Names yields the name %d times", count, n)
+		}
+		// net/http refuses headers with more than 3000 cookies.
+		if strings.Count(line1+line2, ";") < 2000 {
+			if want := netHTTPFirst(h, name); value != want {
+				t.Fatalf("Find = %q, net/http = %q", value, want)
+			}
+		}
+	})
+}
+
+// FuzzParseSetCookie checks that ParseSetCookie never panics, that what it
+// returns is well formed, and that Clear of the result deletes that cookie.
+func FuzzParseSetCookie(f *testing.F) {
+	f.Add("sid=abc; Path=/; Max-Age=0", int64(0))
+	f.Add("sid=abc; Expires=Thu, 01-Jan-1970 00:00:01 GMT", int64(1_800_000_000))
+	f.Fuzz(func(t *testing.T, line string, unix int64) {
+		now := time.Unix(unix, 0)
+		c, ok := ParseSetCookie(line, now)
+		if !ok {
+			if c != (SetCookie{}) {
+				t.Fatalf("ParseSetCookie failed but returned %+v", c)
+			}
+			return
+		}
+		if !ValidName(c.Name) {
+			t.Fatalf("invalid name %q", c.Name)
+		}
+		if _, valid := cookieValue(c.Value); !valid {
+			t.Fatalf("invalid value %q", c.Value)
+		}
+		if c.Value == "" && !c.Deleted {
+			t.Fatal("empty value not marked deleted")
+		}
+		if c.Path != "" && (c.Path[0] != '/' || !validAttrValue(c.Path)) {
+			t.Fatalf("invalid path %q", c.Path)
+		}
+		if !validAttrValue(c.Domain) || strings.HasPrefix(c.Domain, ".") || strings.ToLower(c.Domain) != c.Domain {
+			t.Fatalf("invalid domain %q", c.Domain)
+		}
+		// Clear of what was parsed deletes exactly that cookie.
+		del, ok := ParseSetCookie(Clear(c.Name, c.Path, c.Domain), now)
+		wantPath := c.Path
+		if wantPath == "" {
+			wantPath = "/"
+		}
+		if !ok || !del.Deleted || del.Name != c.Name || del.Path != wantPath || del.Domain != c.Domain {
+			t.Fatalf("Clear(%q, %q, %q) parses as %+v, %v", c.Name, c.Path, c.Domain, del, ok)
+		}
+	})
+}
+
+// FuzzLaravelSessionID checks that SessionID never panics and only returns
+// well-formed session IDs. Random cookie values almost never pass the MAC,
+// so the fuzzer also encrypts its plaintext with the right key, to reach the
+// padding, prefix and ID checks behind it.
+func FuzzLaravelSessionID(f *testing.F) {
+	vectors := loadVectors(f)
+	v := vectors[0]
+	l, err := NewLaravel(v.AppKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	prefix := string(l.prefix(v.CookieName))
+	f.Add(v.CookieName, v.CookieValue, []byte(prefix+v.SessionID))
+	f.Fuzz(func(t *testing.T, name, value string, plain []byte) {
+		if id, ok := l.SessionID(name, value); ok != (id != "") || ok && !validLaravelID([]byte(id)) {
+			t.Fatalf("SessionID(%q, %q) = %q, %v", name, value, id, ok)
+		}
+		if len(plain) > 2048 {
+			return
+		}
+		// Whole blocks are needed for CBC; a ragged tail becomes zeros,
+		// which is bad padding.
+		if r := len(plain) % aes.BlockSize; r != 0 || len(plain) == 0 {
+			plain = append(bytes.Clone(plain), make([]byte, aes.BlockSize-r)...)
+		}
+		id, ok := l.SessionID(name, encryptCBC(l.key, plain, false, nil))
+		// The reference: strip valid PKCS#7 padding, then the prefix.
+		want, wantOK := "", false
+		if n := int(plain[len(plain)-1]); n >= 1 && n <= aes.BlockSize &&
+			bytes.Count(plain[len(plain)-n:], []byte{byte(n)}) == n {
+			rest := string(plain[:len(plain)-n])
+			if s, found := strings.CutPrefix(rest, string(l.prefix(name))); found && len(s) == 40 &&
+				strings.Trim(s, alnum) == "" {
+				want, wantOK = s, true
+			}
+		}
+		if id != want || ok != wantOK {
+			t.Fatalf("SessionID(%q, encrypt(%q)) = %q, %v; want %q, %v", name, plain, id, ok, want, wantOK)
+		}
+	})
+}
