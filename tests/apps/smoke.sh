@@ -77,6 +77,10 @@ for app in "${apps[@]}"; do
     out=$(c "$base/api/me")
     check "api/me says 42 (got $out)" '[[ "$out" == *"\"42\""* ]]'
 
+    # parallel requests of the same session (a page load fetching several things)
+    par=$(seq 1 24 | xargs -P 12 -I{} curl -sS -b "$jar" -o /dev/null -w '%{http_code}\n' "$base/api/me" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    check "24 parallel requests all 200 (got $par)" '[ "$par" = " 24 200;" ]'
+
     # webhook: valid, duplicate, bad signature, stale timestamp
     wid="msg_smoke_$RANDOM$RANDOM"; ts=$(date +%s)
     now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
