@@ -27,6 +27,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",  # sets Content-Length: keep-alive with the proxy
     "django.middleware.csrf.CsrfViewMiddleware",  # login/logout/webhook views are @csrf_exempt
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.IdleUserHeaderMiddleware",
