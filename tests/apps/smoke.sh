@@ -3,6 +3,7 @@
 # port, drive the login -> page -> poll -> webhook -> logout scenario with curl,
 # stop it by PID, print PASS/FAIL per app.
 #   tests/apps/smoke.sh [django] [laravel] [php] [express]
+#   DIY_LAST_ACTIVITY=1 tests/apps/smoke.sh django php   # also checks the DIY variant
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 apps=("$@"); [ ${#apps[@]} -eq 0 ] && apps=(django laravel php express)
@@ -77,6 +78,11 @@ for app in "${apps[@]}"; do
     out=$(c "$base/api/me")
     check "api/me says 42 (got $out)" '[[ "$out" == *"\"42\""* ]]'
 
+    if [ "${DIY_LAST_ACTIVITY:-}" = 1 ] && { [ "$app" = django ] || [ "$app" = php ]; }; then
+        out=$(curl -sS "$base/diy/activity")
+        check "DIY_LAST_ACTIVITY recorded user 42 (got $out)" '[[ "$out" == *"\"user\": \"42\""* || "$out" == *"\"user\":\"42\""* ]]'
+    fi
+
     # parallel requests of the same session (a page load fetching several things)
     par=$(seq 1 24 | xargs -P 12 -I{} curl -sS -b "$jar" -o /dev/null -w '%{http_code}\n' "$base/api/me" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
     check "24 parallel requests all 200 (got $par)" '[ "$par" = " 24 200;" ]'
@@ -105,6 +111,16 @@ for app in "${apps[@]}"; do
     usersj=$(curl -sS "$base/idlegate/users")
     u=$(printf '%s' "$usersj" | /usr/bin/python3 -c 'import json,sys; u=json.load(sys.stdin); print(u["42"]["online_seconds"], u["42"]["last_logout_at"], u["43"]["online_seconds"], u["43"]["last_logout_at"])' 2>&1)
     check "user 42 got 3600 online seconds and last_logout_at (got $u)" '[ "$u" = "3600 2026-11-21T09:30:00Z 0 None" ]'
+    # 8 different webhooks at once (several sessions ending together), each sent twice
+    bobp='{"type":"session.ended","timestamp":"'"$now"'","data":{"session":"0000","zone":"smoke","user":"43","reason":"logout","started_at":"2026-11-21T10:00:00Z","last_activity_at":"2026-11-21T10:00:10Z","ended_at":"2026-11-21T10:00:10Z","duration_seconds":10,"requests":3}}'
+    for i in 1 2 3 4 5 6 7 8 1 2 3 4 5 6 7 8; do
+        id="msg_par_$i"; echo "$id $(sign "$secret" "$id" "$ts" "$bobp")"
+    done > "$work/par"
+    par=$(xargs -P 16 -L 1 sh -c 'curl -sS -o /dev/null -w "%{http_code}\n" -H "webhook-id: $0" -H "webhook-timestamp: '"$ts"'" -H "webhook-signature: v1,$1" --data-binary "$2" "'"$base"'/idlegate/webhook"' < <(sed "s|\$| '$bobp'|" "$work/par") | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    check "16 parallel webhook deliveries (8 ids x 2) all 200 (got $par)" '[ "$par" = " 16 200;" ]'
+    u=$(curl -sS "$base/idlegate/users" | /usr/bin/python3 -c 'import json,sys; u=json.load(sys.stdin); print(u["43"]["online_seconds"], u["43"]["last_logout_at"])' 2>&1)
+    n=$(curl -sS "$base/idlegate/events" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>&1)
+    check "user 43 got 8 x 10 s once each, 9 events in all (got $u, $n events)" '[ "$u $n" = "80 2026-11-21T10:00:10Z 9" ]'
 
     # logout
     code=$(c -D "$hdr" -o /dev/null -w '%{http_code} %{redirect_url}' -X POST "$base/logout")

@@ -1,6 +1,5 @@
+from django.db import connection
 from django.utils import timezone
-
-from .models import SessionActivity
 
 
 class IdleUserHeaderMiddleware:
@@ -34,8 +33,13 @@ class DiyLastActivityMiddleware:
         response = self.get_response(request)
         key = request.session.session_key
         if key and request.user.is_authenticated:
-            SessionActivity.objects.update_or_create(
-                session_key=key,
-                defaults={"user_id": request.user.pk, "last_activity": timezone.now()},
-            )
+            # One write-only UPSERT (a SELECT-then-UPDATE transaction such as
+            # update_or_create() gets "database is locked" on sqlite under
+            # parallel requests instead of waiting for the lock).
+            with connection.cursor() as c:
+                c.execute(
+                    "INSERT INTO accounts_sessionactivity (session_key, user_id, last_activity) VALUES (%s, %s, %s)"
+                    " ON CONFLICT(session_key) DO UPDATE SET user_id = excluded.user_id, last_activity = excluded.last_activity",
+                    [key, request.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())],
+                )
         return response

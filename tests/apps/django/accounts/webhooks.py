@@ -8,7 +8,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import JsonResponse
 from django.utils.dateparse import parse_datetime
@@ -74,12 +74,15 @@ def idlegate_webhook(request):
         return JsonResponse({"error": "bad payload"}, status=400)
 
     msg_id = request.headers["webhook-id"]
-    with transaction.atomic():
-        _, created = WebhookEvent.objects.get_or_create(id=msg_id, defaults={"type": event_type, "data": data})
-        if not created:
-            return JsonResponse({"ok": True, "duplicate": True})  # redelivery: already applied
-        if event_type == "session.ended":
-            on_session_ended(data)
+    try:
+        with transaction.atomic():
+            # Insert first (write-only transaction, so sqlite waits for the lock);
+            # the primary key on webhook-id rejects redeliveries.
+            WebhookEvent.objects.create(id=msg_id, type=event_type, data=data)
+            if event_type == "session.ended":
+                on_session_ended(data)
+    except IntegrityError:
+        return JsonResponse({"ok": True, "duplicate": True})  # redelivery: already applied
     with _append_lock, open(settings.IDLEGATE_EVENTS_FILE, "a") as f:
         f.write(json.dumps({"id": msg_id, "type": event_type, "data": data}) + "\n")
     return JsonResponse({"ok": True})
