@@ -1,0 +1,332 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/idlegate/idlegate/engine"
+	"github.com/idlegate/idlegate/idletrack"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves /idle-sessions/ on Caddy's admin endpoint: who is online,
+// revoking sessions, and the webhook dead letters. It finds the running
+// engines in the package's usage pool when a request arrives, so it works
+// across reloads and never exists on a site's listener. Sessions are named
+// by their short hashed ID; raw cookie values are never known to it.
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.idle_sessions",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/idle-sessions/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func apiErr(code int, format string, args ...any) error {
+	return caddy.APIError{HTTPStatus: code, Err: fmt.Errorf(format, args...)}
+}
+
+func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/idle-sessions/")
+	switch {
+	case rest == "" && r.Method == http.MethodGet:
+		return a.list(w, r)
+	case rest == "" && r.Method == http.MethodDelete:
+		return a.revokeUser(w, r)
+	case rest == "stats" && r.Method == http.MethodGet:
+		return a.stats(w, r)
+	case rest == "dead-letters" && r.Method == http.MethodGet:
+		return a.deadLetters(w, r)
+	case rest == "dead-letters/retry" && r.Method == http.MethodPost:
+		return a.retryDead(w, r)
+	case rest == "ui" && r.Method == http.MethodGet:
+		return serveUI(w, r)
+	case rest != "" && !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
+		return a.revokeOne(w, r, rest)
+	case rest == "" || rest == "stats" || rest == "dead-letters" || rest == "dead-letters/retry" || rest == "ui" || !strings.Contains(rest, "/"):
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+	}
+	return apiErr(http.StatusNotFound, "no such idle-sessions resource: %s", r.URL.Path)
+}
+
+// sessionJSON is a session as the admin API shows it.
+type sessionJSON struct {
+	Session          string    `json:"session"`
+	Zone             string    `json:"zone"`
+	User             *string   `json:"user"`
+	StartedAt        time.Time `json:"started_at"`
+	LastActivityAt   time.Time `json:"last_activity_at"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	RemainingSeconds int64     `json:"remaining_seconds"`
+	Requests         uint32    `json:"requests"`
+}
+
+func toJSON(z *engine.Zone, s idletrack.Session, now int64) sessionJSON {
+	at, _ := s.Deadline(&z.Config().Policy)
+	j := sessionJSON{
+		Session:          s.ID.Short(),
+		Zone:             z.Name(),
+		StartedAt:        time.Unix(0, s.OnlineSince()).UTC(),
+		LastActivityAt:   time.Unix(0, s.LastActivity).UTC(),
+		ExpiresAt:        time.Unix(0, at).UTC(),
+		RemainingSeconds: max(0, (at-now)/int64(time.Second)),
+		Requests:         s.Requests,
+	}
+	if s.User != "" {
+		u := s.User
+		j.User = &u
+	}
+	return j
+}
+
+// eachZone calls fn for every zone of every running engine, optionally
+// filtered by name.
+func eachZone(zone string, fn func(*sharedEngine, *engine.Zone)) {
+	engines.Range(func(_, v any) bool {
+		se := v.(*sharedEngine)
+		for _, z := range se.engine.Zones() {
+			if zone == "" || z.Name() == zone {
+				fn(se, z)
+			}
+		}
+		return true
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// list answers GET /idle-sessions/?user=&zone=&limit=, newest activity first.
+func (adminAPI) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return apiErr(http.StatusBadRequest, "limit: %q is not a non-negative number", v)
+		}
+		limit = n
+	}
+	user := q.Get("user")
+	type found struct {
+		z *engine.Zone
+		s idletrack.Session
+	}
+	var all []found
+	eachZone(q.Get("zone"), func(_ *sharedEngine, z *engine.Zone) {
+		z.Tracker().Each(func(s idletrack.Session) bool {
+			if user == "" || s.User == user {
+				all = append(all, found{z, s})
+			}
+			return true
+		})
+	})
+	slices.SortFunc(all, func(a, b found) int { return -cmpInt(a.s.LastActivity, b.s.LastActivity) })
+	now := time.Now().UnixNano()
+	out := struct {
+		Sessions []sessionJSON `json:"sessions"`
+		Count    int           `json:"count"`
+	}{Sessions: []sessionJSON{}, Count: len(all)}
+	for i, f := range all {
+		if i >= limit {
+			break
+		}
+		out.Sessions = append(out.Sessions, toJSON(f.z, f.s, now))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// stats answers GET /idle-sessions/stats.
+func (adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
+	out := struct {
+		Active        int            `json:"active"`
+		Zones         map[string]int `json:"zones"`
+		UsersOnline   int            `json:"users_online"`
+		OutboxPending int            `json:"outbox_pending"`
+		DeadLetters   int            `json:"dead_letters"`
+	}{Zones: map[string]int{}}
+	users := map[string]bool{}
+	engines.Range(func(_, v any) bool {
+		se := v.(*sharedEngine)
+		for _, z := range se.engine.Zones() {
+			n := 0
+			z.Tracker().Each(func(s idletrack.Session) bool {
+				n++
+				if s.User != "" {
+					users[z.Name()+"\x00"+s.User] = true
+				}
+				return true
+			})
+			out.Zones[z.Name()] += n
+			out.Active += n
+		}
+		if p, d, err := se.store.OutboxStats(r.Context()); err == nil {
+			out.OutboxPending += p
+			out.DeadLetters += d
+		}
+		return true
+	})
+	out.UsersOnline = len(users)
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// revokeOne answers DELETE /idle-sessions/<session>.
+func (adminAPI) revokeOne(w http.ResponseWriter, r *http.Request, short string) error {
+	if len(short) != 16 || strings.Trim(short, "0123456789abcdef") != "" {
+		return apiErr(http.StatusBadRequest, "%q is not a session: want the 16 hex digits the API lists", short)
+	}
+	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.ID.Short() == short })
+	if err != nil {
+		return apiErr(http.StatusServiceUnavailable, "revoked in memory, but the store did not confirm: %v", err)
+	}
+	if n == 0 {
+		return apiErr(http.StatusNotFound, "no active session %s", short)
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+}
+
+// revokeUser answers DELETE /idle-sessions/?user=<id>[&zone=]: log the user
+// out everywhere.
+func (adminAPI) revokeUser(w http.ResponseWriter, r *http.Request) error {
+	user := r.URL.Query().Get("user")
+	if user == "" {
+		return apiErr(http.StatusBadRequest, "name the user: DELETE /idle-sessions/?user=<id>")
+	}
+	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.User == user })
+	if err != nil {
+		return apiErr(http.StatusServiceUnavailable, "revoked in memory, but the store did not confirm: %v", err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+}
+
+// revoke ends every session that match selects with reason revoked.
+func revoke(ctx context.Context, zone string, match func(idletrack.Session) bool) (int, error) {
+	n := 0
+	var errs []error
+	eachZone(zone, func(se *sharedEngine, z *engine.Zone) {
+		var ids []idletrack.ID
+		z.Tracker().Each(func(s idletrack.Session) bool {
+			if match(s) {
+				ids = append(ids, s.ID)
+			}
+			return true
+		})
+		now := se.engine.Now()
+		for _, id := range ids {
+			ok, err := z.End(id, idletrack.ReasonRevoked, now)
+			if ok {
+				n++
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return n, errors.Join(errs...)
+}
+
+// deadLetterJSON is a dead letter as the admin API shows it.
+type deadLetterJSON struct {
+	ID        string          `json:"id"`
+	Zone      string          `json:"zone"`
+	Type      string          `json:"type"`
+	Attempts  int             `json:"attempts"`
+	LastError string          `json:"last_error"`
+	At        time.Time       `json:"at"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// deadLetters answers GET /idle-sessions/dead-letters.
+func (adminAPI) deadLetters(w http.ResponseWriter, r *http.Request) error {
+	out := struct {
+		DeadLetters []deadLetterJSON `json:"dead_letters"`
+		Count       int              `json:"count"`
+	}{DeadLetters: []deadLetterJSON{}}
+	var err error
+	engines.Range(func(_, v any) bool {
+		evs, e := v.(*sharedEngine).store.DeadLetters(r.Context(), 1000)
+		if e != nil {
+			err = e
+			return false
+		}
+		for _, ev := range evs {
+			out.DeadLetters = append(out.DeadLetters, deadLetterJSON{
+				ID: ev.ID, Zone: ev.Zone, Type: ev.Type, Attempts: ev.Attempts, LastError: ev.LastError,
+				At: time.Unix(0, ev.At).UTC(), Payload: json.RawMessage(ev.Body),
+			})
+		}
+		return true
+	})
+	if err != nil {
+		return apiErr(http.StatusServiceUnavailable, "reading dead letters: %v", err)
+	}
+	out.Count = len(out.DeadLetters)
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// retryDead answers POST /idle-sessions/dead-letters/retry with an optional
+// body {"ids": [...]} (all dead letters when absent).
+func (adminAPI) retryDead(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		IDs []string `json:"ids"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return apiErr(http.StatusBadRequest, "body: want {\"ids\": [...]}: %v", err)
+		}
+	}
+	n := 0
+	var err error
+	engines.Range(func(_, v any) bool {
+		se := v.(*sharedEngine)
+		k, e := se.store.Revive(r.Context(), body.IDs, se.engine.Now())
+		if e != nil {
+			err = e
+			return false
+		}
+		n += k
+		if k > 0 {
+			se.worker.Kick()
+		}
+		return true
+	})
+	if err != nil {
+		return apiErr(http.StatusServiceUnavailable, "re-queueing dead letters: %v", err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"requeued": n})
+}
+
+var _ caddy.AdminRouter = adminAPI{}
