@@ -26,8 +26,8 @@
 
   // Tabs of one session talk over a BroadcastChannel, else through storage events.
   var key = 'idlegate-' + (d.session || 'session'), ch = null;
-  try { ch = new BroadcastChannel(key); ch.onmessage = function (e) { recv(e.data); }; } catch (e) { ch = null; }
-  if (!ch) W.addEventListener('storage', function (e) {
+  try { ch = new BroadcastChannel(key); ch.onmessage = (e) => { recv(e.data); }; } catch (e) { ch = null; }
+  if (!ch) W.addEventListener('storage', (e) => {
     if (e.key === key && e.newValue) try { recv(JSON.parse(e.newValue)); } catch (x) {}
   });
   function send(type) {
@@ -57,12 +57,12 @@
   function get(url) {
     var sent = now();
     return fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
-      .then(function (r) {
+      .then((r) => {
         if (r.status === 401 || r.status === 419 || r.status === 440) return { active: false };
         if (!r.ok) throw new Error('idlegate: status ' + r.status);
         return r.json();
       })
-      .then(function (s) {
+      .then((s) => {
         fails = 0;
         if (!s || !s.active) { if (seen) expire(); return 0; }
         seen = true;
@@ -75,10 +75,10 @@
     var since = now() - last;
     if (since < 1000) { later(1000 - since); return null; }
     last = now();
-    return inflight = get(status).then(function (e) {
+    return inflight = get(status).then((e) => {
       inflight = null;
       if (e && setExp(e)) send('activity');
-    }, function () {
+    }, () => {
       inflight = null;
       fails++;
       later(Math.min(60000, 5000 * fails));
@@ -117,18 +117,18 @@
   }
   function extend() {
     if (done) return Promise.resolve(false);
-    return get(keep).then(function (e) {
+    return get(keep).then((e) => {
       if (!e) return false;
       setExp(e);
       send('extended');
       return true;
-    }, function () { return false; });
+    }, () => { return false; });
   }
   function signOut() {
     if (done) return;
     done = true;
-    var p = d.logout ? fetch(d.logout, { method: 'POST', credentials: 'same-origin' }).catch(function () {}) : Promise.resolve();
-    p.then(function () { send('signout'); go(); });
+    var p = d.logout ? fetch(d.logout, { method: 'POST', credentials: 'same-origin' }).catch(() => {}) : Promise.resolve();
+    p.then(() => { send('signout'); go(); });
   }
 
   function el(tag, attrs, text) {
@@ -138,17 +138,16 @@
     return e;
   }
   var CSS = ':host{all:initial!important}' +
-    'dialog{box-sizing:border-box;position:fixed;inset:0;z-index:2147483647;width:fit-content;height:fit-content;' +
+    'dialog{--a:var(--idlegate-accent,#0b57d0);--r:var(--idlegate-radius,8px);--b:var(--idlegate-bg,#fff);' +
+    'box-sizing:border-box;position:fixed;inset:0;z-index:2147483647;width:fit-content;height:fit-content;' +
     'max-width:min(34em,calc(100vw - 2em));max-height:calc(100vh - 2em);overflow:auto;margin:auto;padding:1.5em;' +
-    'border:1px solid var(--idlegate-accent,#0b57d0);border-radius:var(--idlegate-radius,8px);' +
-    'background:var(--idlegate-bg,#fff);color:var(--idlegate-fg,#1a1a1a);font:var(--idlegate-font,1rem/1.5 system-ui,sans-serif);' +
-    'box-shadow:0 .5em 2em rgba(0,0,0,.3)}dialog::backdrop{background:rgba(0,0,0,.5)}' +
-    'h2{margin:0 0 .5em;font-size:1.25em;line-height:1.3}p{margin:0 0 1.25em}' +
+    'border:1px solid var(--a);border-radius:var(--r);background:var(--b);color:var(--idlegate-fg,#1a1a1a);' +
+    'font:var(--idlegate-font,1rem/1.5 system-ui,sans-serif);box-shadow:0 .5em 2em #0005}' +
+    'dialog::backdrop{background:#0008}h2{margin:0 0 .5em;font-size:1.25em;line-height:1.3}p{margin:0 0 1.25em}' +
     '.c{font-weight:700;font-variant-numeric:tabular-nums}.a{display:flex;flex-wrap:wrap;gap:.75em}' +
-    'button{font:inherit;min-height:2.75em;padding:.5em 1em;cursor:pointer;border-radius:var(--idlegate-radius,8px);' +
-    'border:2px solid var(--idlegate-accent,#0b57d0);background:transparent;color:inherit}' +
-    '.s{background:var(--idlegate-accent,#0b57d0);color:var(--idlegate-bg,#fff)}' +
-    'button:focus-visible{outline:3px solid var(--idlegate-accent,#0b57d0);outline-offset:2px}';
+    'button{font:inherit;min-height:2.75em;padding:.5em 1em;cursor:pointer;border-radius:var(--r);' +
+    'border:2px solid var(--a);background:none;color:inherit}.s{background:var(--a);color:var(--b)}' +
+    'button:focus-visible{outline:3px solid var(--a);outline-offset:2px}';
   function fmt(s) {
     var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), x = s % 60;
     return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (x < 10 ? '0' : '') + x;
@@ -162,7 +161,7 @@
     if (host && host.isConnected) return;
     prev = D.activeElement;
     host = el('div', { 'data-idlegate-dialog': '' });
-    var root = host.attachShadow({ mode: 'closed' });
+    var root = host.attachShadow({ mode: 'open' });
     try {
       var sheet = new CSSStyleSheet();
       sheet.replaceSync(CSS); // constructed sheets are not subject to CSP style-src
@@ -185,8 +184,8 @@
     root.appendChild(dlg);
     stay.onclick = extend;
     out.onclick = signOut;
-    dlg.addEventListener('cancel', function (e) { e.preventDefault(); extend(); });
-    dlg.addEventListener('keydown', function (e) {
+    dlg.addEventListener('cancel', (e) => { e.preventDefault(); extend(); });
+    dlg.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); extend(); }
       else if (e.key === 'Tab') {
         var f = [stay, out], i = f.indexOf(root.activeElement);
@@ -209,18 +208,9 @@
     try { if (prev && prev.focus) prev.focus(); } catch (e) {}
   }
 
-  D.addEventListener('visibilitychange', function () { if (!D.hidden) check(); });
-  W.addEventListener('focus', function () { check(); });
-  W.addEventListener('pageshow', function (e) { if (e.persisted) check(); });
-  // While warning, same-origin traffic of the app may have extended the session.
-  var statusAbs = new URL(status, location.href).href.split('?')[0];
-  try {
-    new PerformanceObserver(function (l) {
-      if (warned && l.getEntries().some(function (e) {
-        return e.name.indexOf(location.origin + '/') === 0 && e.name.indexOf(statusAbs) !== 0;
-      })) check();
-    }).observe({ type: 'resource' });
-  } catch (e) {}
+  D.addEventListener('visibilitychange', () => { if (!D.hidden) check(); });
+  W.addEventListener('focus', () => { check(); });
+  W.addEventListener('pageshow', (e) => { if (e.persisted) check(); });
 
   W.idlegate = { extend: extend, remaining: remaining };
   check();
