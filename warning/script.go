@@ -17,6 +17,38 @@
 //
 // The package knows nothing of Caddy or of the session store: the handler
 // passes in URLs, the warning lead time and a short session hash.
+//
+// # What applications can rely on
+//
+// The dialog lives in a shadow root, so the page's CSS cannot reach it; it
+// takes its look from CSS custom properties that the page may set, e.g. on
+// :root: --idlegate-bg (default #fff), --idlegate-fg (#1a1a1a),
+// --idlegate-accent (#0b57d0), --idlegate-radius (8px) and --idlegate-font
+// (1rem/1.5 system-ui, sans-serif).
+//
+// The script dispatches CustomEvents on document, with detail
+// {remaining: seconds, expiresAt: ISO time}:
+//
+//   - idlegate:warning when the warning starts (remaining <= warn_before);
+//   - idlegate:extended when a warning ends because the session was extended
+//     (in this tab, in another tab, or by the application's own requests);
+//   - idlegate:expired when the session has ended, just before the page
+//     navigates to the redirect target; preventDefault() keeps the page
+//     where it is, for an application that handles the end itself.
+//
+// With events only (warning_events_only) no dialog is drawn and the
+// application shows its own. window.idlegate offers extend(), which counts
+// as activity and resolves to true once the session was extended, and
+// remaining(), the seconds left as last known (null before the first
+// status).
+//
+// Tabs of the same session exchange {type, expiresAt} messages on the
+// BroadcastChannel "idlegate-<session>" (or, without BroadcastChannel, as
+// storage events of the localStorage key of the same name): "activity" and
+// "extended" move the deadline of every tab, "signout" and "expired" send
+// every tab to the redirect target. A page acts on an ended session only if
+// it has seen that session active, so an anonymous page never reloads in a
+// loop.
 package warning
 
 import (
