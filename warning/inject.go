@@ -1,0 +1,312 @@
+package warning
+
+import (
+	"bytes"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Window bounds how much of an HTML response an Injector holds back while it
+// looks for the place of the tag.
+const Window = 64 << 10
+
+// ShouldInject reports whether the response to r may receive the tag: a GET
+// that a browser sends to load a top-level page. HEAD, WebSocket upgrades,
+// range requests, frames and script requests (fetch, XHR, htmx, Turbo
+// frames) are not, because their bodies are not the page the user looks at.
+// Browsers that predate Sec-Fetch-Dest are recognised by Accept: text/html.
+//
+// When it intends to inject, the handler also removes Accept-Encoding from
+// the upstream request, so that the upstream answers uncompressed: an
+// Injector leaves compressed responses untouched.
+func ShouldInject(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.Header.Get("Upgrade") != "" || r.Header.Get("Range") != "" {
+		return false
+	}
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
+		return dest == "document"
+	}
+	for _, h := range []string{"X-Requested-With", "HX-Request", "Turbo-Frame"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+type state uint8
+
+const (
+	idle      state = iota // no final status yet
+	scanning               // an HTML page that may get the tag; held back in buf
+	appending              // headers and body are on their way; the tag goes at the end
+	through                // everything goes straight to the client
+)
+
+// Injector is an http.ResponseWriter that inserts the warning tag into an
+// HTML page on its way to the client.
+//
+// Rules:
+//
+//   - Only a 2xx response (not 204, 205 or 206) whose Content-Type is
+//     text/html, without Content-Encoding (other than identity), without
+//     Content-Range and without Cache-Control: no-transform is changed.
+//     Anything else, including every compressed page, 1xx, 304 and HEAD
+//     responses, passes through untouched.
+//   - The tag goes right before the first </head> (case-insensitive, not
+//     inside a comment, script or other raw-text element); if the page omits
+//     </head>, before <body>. If neither appears in the first Window bytes,
+//     the tag goes before the last </body> of that window, or else at the
+//     end of the page (browsers run a script found after </html> too).
+//   - Only the first Window bytes are held back; a Flush from the handler is
+//     deferred until the place of the tag is known, so a page that streams
+//     slowly without <body> in its first Window bytes is delayed until then.
+//   - A page whose first Window bytes already contain Marker (it loads the
+//     script itself, or went through idlegate twice) is left alone.
+//   - The response's Content-Security-Policy decides the nonce: a nonce in
+//     script-src-elem, script-src or default-src is copied onto the tag; a
+//     policy that allows neither a nonce nor 'self' means no injection (the
+//     browser would block the script). A policy in a <meta> element is not
+//     seen.
+//   - An injected response gets an exact Content-Length when it is known
+//     (the whole page was held back, or the upstream declared one), and
+//     none (chunked) otherwise; a strong ETag becomes weak, Accept-Ranges is
+//     removed.
+//
+// The handler must call Close when it is done, to send what is held back.
+// Unwrap keeps http.ResponseController (Hijack, deadlines, full duplex)
+// working; Flush and FlushError are implemented here.
+//
+// An Injector is not safe for concurrent use, like any ResponseWriter.
+type Injector struct {
+	w   http.ResponseWriter
+	tag func(nonce string) string
+
+	state   state
+	status  int
+	nonce   string
+	length  int64 // Content-Length declared by the upstream, or -1
+	buf     []byte
+	scan    scanner
+	pending string // the tag, in state appending
+	flush   bool   // a Flush arrived while scanning
+	closed  bool
+}
+
+// NewInjector wraps w. tag returns the <script> element for a nonce (empty
+// when the page has none); it is called at most once, and typically is
+//
+//	func(nonce string) string { o := opts; o.Nonce = nonce; return warning.Tag(o) }
+func NewInjector(w http.ResponseWriter, tag func(nonce string) string) *Injector {
+	return &Injector{w: w, tag: tag, length: -1, scan: newScanner()}
+}
+
+// Header returns the header map of the wrapped writer.
+func (i *Injector) Header() http.Header { return i.w.Header() }
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (i *Injector) Unwrap() http.ResponseWriter { return i.w }
+
+// WriteHeader decides from the status and headers whether the page may get
+// the tag. If so, the headers are held back until the body shows where the
+// tag goes; informational (1xx) statuses are always sent at once.
+func (i *Injector) WriteHeader(code int) {
+	if i.state != idle {
+		if i.state == through {
+			i.w.WriteHeader(code) // superfluous: let net/http say so
+		}
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		i.w.WriteHeader(code)
+		return
+	}
+	i.status = code
+	if nonce, ok := i.eligible(code); ok {
+		i.nonce = nonce
+		i.state = scanning
+		return
+	}
+	i.state = through
+	i.w.WriteHeader(code)
+}
+
+// eligible applies the status and header rules and returns the nonce the
+// tag needs.
+func (i *Injector) eligible(code int) (nonce string, ok bool) {
+	if code < 200 || code > 299 || code == http.StatusNoContent ||
+		code == http.StatusResetContent || code == http.StatusPartialContent {
+		return "", false
+	}
+	h := i.w.Header()
+	for _, ce := range h.Values("Content-Encoding") {
+		if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+			return "", false
+		}
+	}
+	if h.Get("Content-Range") != "" {
+		return "", false
+	}
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "text/html" {
+		return "", false
+	}
+	for _, cc := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(cc, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-transform") {
+				return "", false
+			}
+		}
+	}
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n <= 0 {
+			return "", false
+		}
+		i.length = n
+	}
+	return cspNonce(h.Values("Content-Security-Policy"))
+}
+
+// Write holds back the start of an HTML page that may get the tag and
+// passes everything else through.
+func (i *Injector) Write(p []byte) (int, error) {
+	if i.state == idle {
+		i.WriteHeader(http.StatusOK)
+	}
+	if i.state != scanning {
+		return i.w.Write(p)
+	}
+	i.buf = append(i.buf, p...)
+	if err := i.advance(false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// advance looks for the place of the tag in what is held back and, once it
+// is known (or can no longer be waited for), sends headers and body on.
+func (i *Injector) advance(final bool) error {
+	if final && len(i.buf) == 0 {
+		return i.release() // nothing to put a script into: HEAD, empty page
+	}
+	if at := i.scan.find(i.buf, final); at >= 0 {
+		return i.insert(at, final)
+	}
+	if !final && len(i.buf) < Window {
+		return nil
+	}
+	if i.scan.lastBody >= 0 {
+		return i.insert(i.scan.lastBody, final)
+	}
+	return i.insert(len(i.buf), final)
+}
+
+// insert sends the held-back page with the tag at offset at. If the page has
+// not ended and at is its end so far, the tag is appended by Close.
+func (i *Injector) insert(at int, final bool) error {
+	if bytes.Contains(bytes.ToLower(i.buf), []byte(Marker)) {
+		return i.release()
+	}
+	tag := i.tag(i.nonce)
+	h := i.w.Header()
+	switch {
+	case final:
+		h.Set("Content-Length", strconv.Itoa(len(i.buf)+len(tag)))
+	case i.length >= 0:
+		h.Set("Content-Length", strconv.FormatInt(i.length+int64(len(tag)), 10))
+	default:
+		h.Del("Content-Length")
+	}
+	if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+		h.Set("ETag", "W/"+et) // the bytes differ from the upstream's
+	}
+	h.Del("Accept-Ranges")
+	i.w.WriteHeader(i.status)
+
+	buf := i.buf
+	i.buf = nil
+	if at == len(buf) && !final {
+		i.state, i.pending = appending, tag
+		return i.send(buf)
+	}
+	i.state = through
+	if err := i.send(buf[:at]); err != nil {
+		return err
+	}
+	if err := i.send([]byte(tag)); err != nil {
+		return err
+	}
+	if err := i.send(buf[at:]); err != nil {
+		return err
+	}
+	return i.flushIfAsked()
+}
+
+// release sends the held-back page unchanged.
+func (i *Injector) release() error {
+	i.state = through
+	i.w.WriteHeader(i.status)
+	buf := i.buf
+	i.buf = nil
+	if err := i.send(buf); err != nil {
+		return err
+	}
+	return i.flushIfAsked()
+}
+
+func (i *Injector) send(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	_, err := i.w.Write(p)
+	return err
+}
+
+func (i *Injector) flushIfAsked() error {
+	if !i.flush {
+		return nil
+	}
+	i.flush = false
+	return http.NewResponseController(i.w).Flush()
+}
+
+// FlushError flushes the wrapped writer. While the place of the tag is not
+// known yet, the flush is deferred until it is.
+func (i *Injector) FlushError() error {
+	if i.state == idle {
+		i.WriteHeader(http.StatusOK)
+	}
+	if i.state == scanning {
+		i.flush = true
+		return nil
+	}
+	return http.NewResponseController(i.w).Flush()
+}
+
+// Flush is FlushError without the error, for http.Flusher.
+func (i *Injector) Flush() { _ = i.FlushError() }
+
+// Close sends whatever is held back, with the tag in its place. It must be
+// called once the handler has written the whole response; later calls do
+// nothing. It does not close the wrapped writer.
+func (i *Injector) Close() error {
+	if i.closed {
+		return nil
+	}
+	i.closed = true
+	switch i.state {
+	case scanning:
+		return i.advance(true)
+	case appending:
+		i.state = through
+		return i.send([]byte(i.pending))
+	}
+	return nil
+}
+
+var (
+	_ http.ResponseWriter = (*Injector)(nil)
+	_ http.Flusher        = (*Injector)(nil)
+)
