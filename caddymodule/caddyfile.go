@@ -48,6 +48,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    websocket_activity
 //	    warn_before      <duration>
 //	    inject_warning
+//	    warning {
+//	        events_only
+//	        lang     <en|de|fr|es>
+//	        title    <text>
+//	        body     <text with {time}>
+//	        stay     <text>
+//	        sign_out <text>
+//	    }
 //	    webhook <url> {
 //	        secret       <whsec_...>
 //	        timeout      <duration>
@@ -150,6 +158,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "webhook":
 			if err := h.parseWebhook(d); err != nil {
+				return err
+			}
+		case "warning":
+			if err := h.parseWarning(d); err != nil {
 				return err
 			}
 		default:
@@ -304,3 +316,37 @@ func (h *Handler) parseWebhook(d *caddyfile.Dispenser) error {
 var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 )
+
+func (h *Handler) parseWarning(d *caddyfile.Dispenser) error {
+	w := &WarningConfig{}
+	if d.NextArg() {
+		return d.Errf("warning: takes a block, not values")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "events_only":
+			w.EventsOnly = true
+		case "lang", "title", "body", "stay", "sign_out":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch sub {
+			case "lang":
+				w.Lang = v
+			case "title":
+				w.Title = v
+			case "body":
+				w.Body = v
+			case "stay":
+				w.Stay = v
+			case "sign_out":
+				w.SignOut = v
+			}
+		default:
+			return d.Errf("warning: unknown option %q", sub)
+		}
+	}
+	h.Warning = w
+	return nil
+}

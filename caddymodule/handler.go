@@ -15,6 +15,7 @@ import (
 	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/sessioncookie"
+	"github.com/idlegate/idlegate/warning"
 	"github.com/idlegate/idlegate/webhook"
 )
 
@@ -100,18 +101,21 @@ type Handler struct {
 	// Insert the warning script into the session's HTML responses.
 	InjectWarning bool `json:"inject_warning,omitempty"`
 
+	// Texts, language and events-only mode of the warning.
+	Warning *WarningConfig `json:"warning,omitempty"`
+
 	// Where session ends are reported.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
-	logout   caddyhttp.MatcherSets
-	passive  caddyhttp.MatcherSets
-	laravel  *sessioncookie.Laravel
-	clear    *sessioncookie.Matcher
-	poolKey  string
-	shared   *sharedEngine
-	zone     *engine.Zone
-	logger   *zap.Logger
-	clearHdr []string // Set-Cookie values for the fixed names to clear
+	logout  caddyhttp.MatcherSets
+	passive caddyhttp.MatcherSets
+	laravel *sessioncookie.Laravel
+	clear   *sessioncookie.Matcher
+	poolKey string
+	shared  *sharedEngine
+	zone    *engine.Zone
+	logger  *zap.Logger
+	channel string // the warning's BroadcastChannel name
 }
 
 // StoreConfig selects the session store.
@@ -190,6 +194,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxSessions == 0 {
 		h.MaxSessions = defaultMaxSessions
 	}
+	if h.WarnBefore == 0 {
+		h.WarnBefore = caddy.Duration(defaultWarnBefore)
+	}
+	h.channel = channelName(h.Name)
 	if h.OnExpired == nil {
 		h.OnExpired = &OnExpired{}
 	}
@@ -425,8 +433,17 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	now := h.shared.engine.Now()
-	if h.StatusPath != "" && r.URL.Path == h.StatusPath {
-		return h.serveStatus(w, r, now)
+	if h.StatusPath != "" {
+		switch r.URL.Path {
+		case h.StatusPath:
+			if r.Method == http.MethodPost && r.URL.Query().Get("logout") == "1" {
+				return h.serveSignOut(w, r, now)
+			}
+			return h.serveStatus(w, r, now)
+		case h.scriptPath():
+			warning.ServeScript(w, r)
+			return nil
+		}
 	}
 
 	id, hasSession := h.sessionID(r)
@@ -460,6 +477,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	o.ResponseWriter = w
+	if o.active {
+		var finish func()
+		o.ResponseWriter, finish = h.wrapForWarning(w, r)
+		defer finish()
+	}
 	err := next.ServeHTTP(o, r)
 	if !o.wrote {
 		// Nothing was written (e.g. an error handler takes over): the

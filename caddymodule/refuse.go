@@ -13,7 +13,7 @@ import (
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) error {
 	hdr := w.Header()
 	h.addClearCookies(hdr, r)
-	hdr.Add("Set-Cookie", sessioncookie.Clear(h.Cookie, "/", ""))
+	hdr.Add("Set-Cookie", clearSession(h.Cookie))
 	hdr.Set("Cache-Control", "no-store")
 	if h.OnExpired.Mode == "redirect" && isBrowserNavigation(r) {
 		http.Redirect(w, r, h.OnExpired.URL, http.StatusSeeOther)
@@ -53,7 +53,7 @@ func (h *Handler) strip(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Cookie", strings.Join(kept, "; "))
 	}
 	h.addClearCookies(w.Header(), r)
-	w.Header().Add("Set-Cookie", sessioncookie.Clear(h.Cookie, "/", ""))
+	w.Header().Add("Set-Cookie", clearSession(h.Cookie))
 }
 
 // addClearCookies adds Set-Cookie lines that delete the clear_cookies: every
@@ -117,3 +117,6 @@ func acceptsJSON(r *http.Request) bool {
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns) }
+
+// clearSession is the Set-Cookie value that deletes the session cookie.
+func clearSession(name string) string { return sessioncookie.Clear(name, "/", "") }
