@@ -145,7 +145,7 @@ func (adminAPI) list(w http.ResponseWriter, r *http.Request) error {
 		})
 	})
 	slices.SortFunc(all, func(a, b found) int { return -cmpInt(a.s.LastActivity, b.s.LastActivity) })
-	now := time.Now().UnixNano()
+	now := now().UnixNano()
 	out := struct {
 		Sessions []sessionJSON `json:"sessions"`
 		Count    int           `json:"count"`

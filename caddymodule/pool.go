@@ -21,6 +21,10 @@ import (
 // file is opened once per process.
 var engines = caddy.NewUsagePool()
 
+// now is the clock of every engine, a variable so in-process tests can move
+// time instead of waiting for it.
+var now = time.Now
+
 // sharedEngine is a store with its engine and webhook worker.
 type sharedEngine struct {
 	store  storage.Store
@@ -93,11 +97,13 @@ func startEngine(st storage.Store) *sharedEngine {
 	s := &sharedEngine{store: st, done: make(chan struct{})}
 	var kick func()
 	s.engine = engine.New(st, encoder{}, engine.Options{
+		Now:      func() time.Time { return now() },
 		Logger:   log,
 		Observer: observerFor(log),
 		Queued:   func() { kick() },
 	})
 	s.worker = webhook.NewWorker(st, s.targets, webhook.Options{
+		Now:      func() time.Time { return now() },
 		Client:   &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		Observer: deliveryObserver{},
 		Logger:   log.Named("webhook"),
