@@ -73,16 +73,19 @@ import (
 //
 // OpenRedis fails when Redis cannot be reached: the HMAC key lives in Redis
 // and without it no session ID can be computed. Later, while Redis is away,
-// every call returns an error after at most about DialTimeout or
+// every call returns an error after at most two tries of DialTimeout or
 // ReadTimeout (the engine keeps enforcing from memory and retries its
 // writes); calls work again once Redis is back.
 type Redis struct {
 	c        redis.UniversalClient
+	addrs    string // for errors
 	prefix   string
 	consumer string
 	lease    time.Duration
 	key      []byte
 	closed   atomic.Bool
+
+	conflicts atomic.Int64 // zone scripts that found a session changed since the read
 }
 
 // RedisOptions configure OpenRedis. Either URL or Addrs names the server.
@@ -109,8 +112,9 @@ type RedisOptions struct {
 	// before another may take it (default 60s). Keep it above the longest
 	// webhook timeout.
 	Lease time.Duration
-	// DialTimeout (default 2s) and ReadTimeout (default 3s; writes the
-	// same) bound how long a call waits for an unreachable Redis.
+	// DialTimeout (default 1s) and ReadTimeout (default 2s; writes the
+	// same) bound how long a call waits for an unreachable Redis: a call
+	// tries twice, so it fails after at most about twice the larger one.
 	DialTimeout, ReadTimeout time.Duration
 }
 
@@ -131,14 +135,18 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 		ReadTimeout:           o.ReadTimeout,
 		WriteTimeout:          o.ReadTimeout,
 		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		DisableIdentity:       true,
+		// One retry, for a pooled connection that died with a restarted
+		// Redis; one dial per try, so an unreachable Redis costs at most
+		// two DialTimeouts.
+		MaxRetries:      1,
+		DialerRetries:   1,
+		DisableIdentity: true,
 	}
 	if uo.DialTimeout <= 0 {
-		uo.DialTimeout = 2 * time.Second
+		uo.DialTimeout = time.Second
 	}
 	if uo.ReadTimeout <= 0 {
-		uo.ReadTimeout, uo.WriteTimeout = 3*time.Second, 3*time.Second
+		uo.ReadTimeout, uo.WriteTimeout = 2*time.Second, 2*time.Second
 	}
 	uo.PoolTimeout = uo.ReadTimeout + time.Second
 	if o.URL != "" {
@@ -164,6 +172,7 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 	}
 	s := &Redis{
 		c:        redis.NewUniversalClient(uo),
+		addrs:    strings.Join(uo.Addrs, ","),
 		prefix:   o.Prefix,
 		consumer: o.Consumer,
 		lease:    o.Lease,
@@ -242,6 +251,14 @@ func (s *Redis) Close() error {
 	return s.c.Close()
 }
 
+// wrap names the store and the operation in an error from Redis, e.g.
+// "idlegate store: Redis at 10.0.0.5:6379: lookup: i/o timeout".
+func (s *Redis) wrap(op string, err *error) {
+	if *err != nil && !errors.Is(*err, ErrClosed) {
+		*err = fmt.Errorf("idlegate store: Redis at %s: %s: %w", s.addrs, op, *err)
+	}
+}
+
 func (s *Redis) check() error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -317,7 +334,8 @@ func decodeTombstone(v string) (until int64, reason idletrack.Reason, err error)
 
 // Load implements Store. It walks the zone's absolute index, which lists
 // every live session, in pages.
-func (s *Redis) Load(ctx context.Context, zone string, fn func(idletrack.Session), alias func(Alias)) error {
+func (s *Redis) Load(ctx context.Context, zone string, fn func(idletrack.Session), alias func(Alias)) (err error) {
+	defer s.wrap("load", &err)
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -386,7 +404,8 @@ func (s *Redis) Load(ctx context.Context, zone string, fn func(idletrack.Session
 }
 
 // Lookup implements Store: one round trip for session, alias and tombstone.
-func (s *Redis) Lookup(ctx context.Context, zone string, id idletrack.ID) (Record, error) {
+func (s *Redis) Lookup(ctx context.Context, zone string, id idletrack.ID) (_ Record, err error) {
+	defer s.wrap("lookup", &err)
 	if err := s.check(); err != nil {
 		return Record{}, err
 	}
@@ -414,7 +433,8 @@ func (s *Redis) Lookup(ctx context.Context, zone string, id idletrack.ID) (Recor
 
 // Expiring implements Store with ZRANGEBYSCORE ... LIMIT on the idle index,
 // then on the absolute index.
-func (s *Redis) Expiring(ctx context.Context, zone string, idleCutoff, absCutoff int64, limit int) ([]idletrack.ID, error) {
+func (s *Redis) Expiring(ctx context.Context, zone string, idleCutoff, absCutoff int64, limit int) (_ []idletrack.ID, err error) {
+	defer s.wrap("expiring", &err)
 	if err := s.check(); err != nil {
 		return nil, err
 	}

@@ -159,7 +159,8 @@ type zoneWrites struct {
 // before it written. The engine then retries the whole batch: ends and
 // events are idempotent (tombstones, event IDs), activity merges with max,
 // and only the request counter of those zones may count a flush twice.
-func (s *Redis) Apply(ctx context.Context, b *Batch) ([]EndResult, error) {
+func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) {
+	defer s.wrap("apply", &err)
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -331,6 +332,7 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 			return nil
 		}
 		// Another instance wrote one of these sessions since the read.
+		s.conflicts.Add(1)
 	}
 	return fmt.Errorf("idlegate store: zone %q: sessions to end kept changing under writes of other instances (%d tries)", z.zone, maxEndConflicts)
 }

@@ -140,7 +140,8 @@ type dueQueue struct {
 
 // Due implements Outbox: it merges the zones' schedules, earliest first,
 // and claims what it returns (see redisClaimScript).
-func (s *Redis) Due(ctx context.Context, now int64, limit int, skip func(id string) bool) ([]Event, error) {
+func (s *Redis) Due(ctx context.Context, now int64, limit int, skip func(id string) bool) (_ []Event, err error) {
+	defer s.wrap("outbox due", &err)
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -228,7 +229,8 @@ func (s *Redis) Due(ctx context.Context, now int64, limit int, skip func(id stri
 
 // settle runs redisSettleScript in the outbox that holds e: its zone's,
 // or, for an event queued by an end in another zone, that one's.
-func (s *Redis) settle(ctx context.Context, op string, e Event, score int64) error {
+func (s *Redis) settle(ctx context.Context, op string, e Event, score int64) (err error) {
+	defer s.wrap("outbox "+map[string]string{"D": "delivered", "R": "reschedule", "B": "bury"}[op], &err)
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -294,7 +296,8 @@ func (s *Redis) deadOf(ctx context.Context, zone string, ids []string) ([]Event,
 }
 
 // DeadLetters implements Outbox.
-func (s *Redis) DeadLetters(ctx context.Context, limit int) ([]Event, error) {
+func (s *Redis) DeadLetters(ctx context.Context, limit int) (_ []Event, err error) {
+	defer s.wrap("dead letters", &err)
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -322,7 +325,8 @@ func (s *Redis) DeadLetters(ctx context.Context, limit int) ([]Event, error) {
 }
 
 // Revive implements Outbox.
-func (s *Redis) Revive(ctx context.Context, ids []string, now int64) (int, error) {
+func (s *Redis) Revive(ctx context.Context, ids []string, now int64) (_ int, err error) {
+	defer s.wrap("revive", &err)
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -368,6 +372,7 @@ func (s *Redis) Revive(ctx context.Context, ids []string, now int64) (int, error
 // OutboxStats implements Outbox: events queued (claimed or not) and dead
 // letters, over every zone.
 func (s *Redis) OutboxStats(ctx context.Context) (pending, dead int, err error) {
+	defer s.wrap("outbox stats", &err)
 	if err := s.check(); err != nil {
 		return 0, 0, err
 	}
