@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -153,12 +154,15 @@ type zoneWrites struct {
 	events    []Event
 }
 
-// Apply implements Store. Each zone's part of b is one Lua script, all or
-// nothing; a batch that spans zones is applied zone by zone (on Cluster the
-// zones may live on different nodes), so a failure can leave the zones
-// before it written. The engine then retries the whole batch: ends and
-// events are idempotent (tombstones, event IDs), activity merges with max,
-// and only the request counter of those zones may count a flush twice.
+// Apply implements Store. Per zone, session writes go first, in scripts of
+// up to redisSessionChunk sessions, then the rotations, ends and events in
+// one script, all or nothing. A batch is therefore not atomic as a whole:
+// zones may live on different Cluster nodes, and one script for a flush of
+// thousands of sessions would stall Redis for every instance. Each session
+// write stands alone (activity merges with max), so nothing depends on
+// that atomicity; what a failure leaves written, the engine's retry of the
+// whole batch writes again: ends and events are idempotent (tombstones,
+// event IDs), and only request counts of the written chunks may grow twice.
 func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) {
 	defer s.wrap("apply", &err)
 	if err := s.check(); err != nil {
@@ -206,12 +210,25 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 	}
 	results := make([]EndResult, len(b.Ends))
 	for _, z := range order {
-		if err := s.applyZone(ctx, b, z, results); err != nil {
-			return nil, err
+		for chunk := range slices.Chunk(z.sessions, redisSessionChunk) {
+			if err := s.applyZone(ctx, b, &zoneWrites{zone: z.zone, sessions: chunk}, nil); err != nil {
+				return nil, err
+			}
+		}
+		z.sessions = nil
+		if len(z.rotations)+len(z.ends)+len(z.events) > 0 {
+			if err := s.applyZone(ctx, b, z, results); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return results, nil
 }
+
+// redisSessionChunk is the most session writes one script carries. A
+// script blocks Redis while it runs (about 10 µs per session write), so a
+// flush of many sessions goes in several scripts of about 5 ms each.
+const redisSessionChunk = 500
 
 // simSession is what a zone script will find for one ID that the batch
 // ends, replayed in Go so EndWrite.Events sees the end as carried out.
