@@ -1,0 +1,394 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idlegate/idlegate/idletrack"
+)
+
+// redisApplyScript writes one zone's part of a batch. KEYS[1] is the zone's
+// key base, ARGV[1] MinKeyTTL in ms, then a list of operations:
+//
+//	C id version tomb alias   check: the session's write version ("" when
+//	                          absent) and whether a tombstone and an alias
+//	                          exist ("0"/"1") are as the caller read them
+//	S id st li la rq delta u  session write: la merges with max, rq grows by
+//	                          delta (is rq when the session is new)
+//	R old new st li la rq u alias forget-ms
+//	                          rotation: drop old, write new (rq merges with
+//	                          max), keep old as an alias until forget-ms
+//	Y id la rq                an idle/absolute end that yields: merge la and
+//	                          rq with max and move the idle index entry
+//	E id tomb until-ms n [event-id json next-at]*n
+//	                          end: drop the session and its index entries,
+//	                          write the tombstone, queue n events
+//	Q event-id json next-at   queue an event
+//
+// Every check runs before any write: if one fails the script returns 0 and
+// has changed nothing; otherwise it returns 1. Writes for an ID that has a
+// tombstone or an alias are dropped, so an instance flushing activity of a
+// session another instance ended or rotated cannot bring it back.
+//
+// Times are compared as decimal strings: Unix nanoseconds do not fit a Lua
+// number (a double) exactly.
+var redisApplyScript = redis.NewScript(`
+local base = KEYS[1]
+local idle, abs, aliases = base .. 'idle', base .. 'abs', base .. 'aliases'
+local evs, due = base .. 'ev', base .. 'due'
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local minttl = tonumber(ARGV[1])
+local width = {C = 4, S = 7, R = 9, Y = 3, Q = 3}
+
+local function gt(a, b)
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+local function pxat(ms)
+  local at = tonumber(ms)
+  if at < nowms + minttl then at = nowms + minttl end
+  return string.format('%.0f', at)
+end
+local function step(i)
+  if ARGV[i] == 'E' then return i + 5 + 3 * tonumber(ARGV[i + 4]) end
+  return i + 1 + width[ARGV[i]]
+end
+local function put(id, st, li, la, rq, delta, u)
+  if redis.call('EXISTS', base .. 't:' .. id, base .. 'a:' .. id) > 0 then return end
+  local k = base .. 's:' .. id
+  local old = redis.call('HMGET', k, 'st', 'la', 'rq')
+  if not old[1] then
+    redis.call('HSET', k, 'st', st, 'li', li, 'la', la, 'rq', rq, 'u', u, 'v', '1')
+    redis.call('ZADD', idle, la, id)
+    redis.call('ZADD', abs, st, id)
+    return
+  end
+  if gt(old[2], la) then la = old[2] end
+  redis.call('HSET', k, 'st', st, 'li', li, 'la', la, 'u', u)
+  if delta then
+    if delta ~= '0' then redis.call('HINCRBY', k, 'rq', delta) end
+  elseif gt(rq, old[3]) then
+    redis.call('HSET', k, 'rq', rq)
+  end
+  redis.call('HINCRBY', k, 'v', 1)
+  redis.call('ZADD', idle, 'NX', la, id)
+  if old[1] ~= st then redis.call('ZADD', abs, st, id) end
+end
+local function drop(id)
+  redis.call('DEL', base .. 's:' .. id)
+  redis.call('ZREM', idle, id)
+  redis.call('ZREM', abs, id)
+end
+
+local i = 2
+while i <= #ARGV do
+  if ARGV[i] == 'C' then
+    local id = ARGV[i + 1]
+    local v = redis.call('HGET', base .. 's:' .. id, 'v') or ''
+    if v ~= ARGV[i + 2]
+      or tostring(redis.call('EXISTS', base .. 't:' .. id)) ~= ARGV[i + 3]
+      or tostring(redis.call('EXISTS', base .. 'a:' .. id)) ~= ARGV[i + 4] then
+      return 0
+    end
+  end
+  i = step(i)
+end
+
+i = 2
+while i <= #ARGV do
+  local op, a = ARGV[i], i + 1
+  if op == 'S' then
+    put(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
+  elseif op == 'R' then
+    local old = ARGV[a]
+    drop(old)
+    put(ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], nil, ARGV[a + 6])
+    redis.call('SET', base .. 'a:' .. old, ARGV[a + 7], 'PXAT', pxat(ARGV[a + 8]))
+    redis.call('ZREMRANGEBYSCORE', aliases, '-inf', string.format('%.0f', nowms))
+    redis.call('ZADD', aliases, ARGV[a + 8], old)
+  elseif op == 'Y' then
+    local k = base .. 's:' .. ARGV[a]
+    local cur = redis.call('HMGET', k, 'la', 'rq')
+    if cur[1] then
+      local la = ARGV[a + 1]
+      if gt(cur[1], la) then la = cur[1] end
+      if gt(ARGV[a + 2], cur[2]) then redis.call('HSET', k, 'rq', ARGV[a + 2]) end
+      redis.call('HSET', k, 'la', la)
+      redis.call('HINCRBY', k, 'v', 1)
+      redis.call('ZADD', idle, la, ARGV[a])
+    end
+  elseif op == 'E' then
+    local id = ARGV[a]
+    drop(id)
+    redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
+    for j = 0, tonumber(ARGV[a + 3]) - 1 do
+      local e = a + 4 + 3 * j
+      redis.call('HSET', evs, ARGV[e], ARGV[e + 1])
+      redis.call('ZADD', due, ARGV[e + 2], ARGV[e])
+    end
+  elseif op == 'Q' then
+    redis.call('HSET', evs, ARGV[a], ARGV[a + 1])
+    redis.call('ZADD', due, ARGV[a + 2], ARGV[a])
+  end
+  i = step(i)
+end
+return 1
+`)
+
+// maxEndConflicts bounds how often Apply re-reads a zone whose sessions
+// other instances kept changing between the read and the write.
+const maxEndConflicts = 16
+
+// zoneWrites is one zone's part of a batch, in batch order.
+type zoneWrites struct {
+	zone      string
+	sessions  []SessionWrite
+	rotations []RotationWrite
+	ends      []int // indexes into Batch.Ends
+	events    []Event
+}
+
+// Apply implements Store. Per zone, session writes go first, in scripts of
+// up to redisSessionChunk sessions, then the rotations, ends and events in
+// one script, all or nothing. A batch is therefore not atomic as a whole:
+// zones may live on different Cluster nodes, and one script for a flush of
+// thousands of sessions would stall Redis for every instance. Each session
+// write stands alone (activity merges with max), so nothing depends on
+// that atomicity; what a failure leaves written, the engine's retry of the
+// whole batch writes again: ends and events are idempotent (tombstones,
+// event IDs), and only request counts of the written chunks may grow twice.
+func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) {
+	defer s.wrap("apply", &err)
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var order []*zoneWrites
+	byZone := map[string]*zoneWrites{}
+	zw := func(zone string) *zoneWrites {
+		w := byZone[zone]
+		if w == nil {
+			w = &zoneWrites{zone: zone}
+			byZone[zone] = w
+			order = append(order, w)
+		}
+		return w
+	}
+	for _, w := range b.Sessions {
+		z := zw(w.Zone)
+		z.sessions = append(z.sessions, w)
+	}
+	for _, w := range b.Rotations {
+		z := zw(w.Zone)
+		z.rotations = append(z.rotations, w)
+	}
+	for i, w := range b.Ends {
+		z := zw(w.End.Zone)
+		z.ends = append(z.ends, i)
+	}
+	for _, e := range b.Events {
+		z := zw(e.Zone)
+		z.events = append(z.events, e)
+	}
+	// Zones that may queue events are listed for the delivery worker
+	// first: a listed zone with an empty outbox costs nothing.
+	var outboxZones []any
+	for _, z := range order {
+		if len(z.ends)+len(z.events) > 0 {
+			outboxZones = append(outboxZones, z.zone)
+		}
+	}
+	if len(outboxZones) > 0 {
+		if err := s.c.SAdd(ctx, s.prefix+"zones", outboxZones...).Err(); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]EndResult, len(b.Ends))
+	for _, z := range order {
+		for chunk := range slices.Chunk(z.sessions, redisSessionChunk) {
+			if err := s.applyZone(ctx, b, &zoneWrites{zone: z.zone, sessions: chunk}, nil); err != nil {
+				return nil, err
+			}
+		}
+		z.sessions = nil
+		if len(z.rotations)+len(z.ends)+len(z.events) > 0 {
+			if err := s.applyZone(ctx, b, z, results); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return results, nil
+}
+
+// redisSessionChunk is the most session writes one script carries. A
+// script blocks Redis while it runs (about 10 µs per session write), so a
+// flush of many sessions goes in several scripts of about 5 ms each.
+const redisSessionChunk = 500
+
+// simSession is what a zone script will find for one ID that the batch
+// ends, replayed in Go so EndWrite.Events sees the end as carried out.
+type simSession struct {
+	version     string // as read: the script checks it
+	readTomb    bool
+	readAlias   bool
+	exists      bool
+	s           idletrack.Session
+	tomb, alias bool
+}
+
+func (x *simSession) put(s idletrack.Session, delta uint32, rotation bool) {
+	if x.tomb || x.alias {
+		return
+	}
+	if !x.exists {
+		x.exists, x.s = true, s
+		return
+	}
+	la, rq := max(x.s.LastActivity, s.LastActivity), x.s.Requests+delta
+	if rotation {
+		rq = max(x.s.Requests, s.Requests)
+	}
+	x.s = s
+	x.s.LastActivity, x.s.Requests = la, rq
+}
+
+func b01(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results []EndResult) error {
+	base := s.base(z.zone)
+	res := make([]EndResult, len(z.ends))
+	for range maxEndConflicts {
+		sim, err := s.readForEnds(ctx, base, b, z.ends)
+		if err != nil {
+			return err
+		}
+		args := []any{MinKeyTTL.Milliseconds()}
+		for id, x := range sim {
+			args = append(args, "C", hexID(id), x.version, b01(x.readTomb), b01(x.readAlias))
+		}
+		for _, w := range z.sessions {
+			ss := w.Session
+			args = append(args, "S", hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, w.ReqDelta, ss.User)
+			if x := sim[ss.ID]; x != nil {
+				x.put(ss, w.ReqDelta, false)
+			}
+		}
+		for _, w := range z.rotations {
+			ss := w.Session
+			av := hexID(ss.ID) + " " + itoa(w.GraceUntil) + " " + itoa(w.ForgetAt)
+			args = append(args, "R", hexID(w.Old), hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, ss.User, av, w.ForgetAt/1e6)
+			if x := sim[w.Old]; x != nil {
+				x.exists, x.alias = false, true
+			}
+			if x := sim[ss.ID]; x != nil {
+				x.put(ss, 0, true)
+			}
+		}
+		for k, i := range z.ends {
+			w := b.Ends[i]
+			end := w.End
+			x := sim[end.Session.ID]
+			if x.tomb {
+				res[k] = EndResult{} // it ended before: exactly once
+				continue
+			}
+			if x.exists {
+				end.Session.LastActivity = max(end.Session.LastActivity, x.s.LastActivity)
+				end.Session.Requests = max(end.Session.Requests, x.s.Requests)
+				if end.Reason == idletrack.ReasonIdle || end.Reason == idletrack.ReasonAbsolute {
+					if at, _ := end.Session.Deadline(&w.Policy); at > end.EndedAt {
+						// Active since, as far as the store knows.
+						cur := end.Session
+						args = append(args, "Y", hexID(cur.ID), cur.LastActivity, cur.Requests)
+						x.s.LastActivity, x.s.Requests = cur.LastActivity, cur.Requests
+						res[k] = EndResult{Current: &cur}
+						continue
+					}
+				}
+			}
+			var evs []Event
+			if w.Events != nil {
+				evs = w.Events(end)
+			}
+			args = append(args, "E", hexID(end.Session.ID), itoa(w.TombstoneUntil)+" "+string(end.Reason), w.TombstoneUntil/1e6, len(evs))
+			for _, e := range evs {
+				j, err := json.Marshal(e)
+				if err != nil {
+					return err
+				}
+				args = append(args, e.ID, j, e.NextAt)
+			}
+			x.exists, x.tomb = false, true
+			res[k] = EndResult{Ended: true, End: end}
+		}
+		for _, e := range z.events {
+			j, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			args = append(args, "Q", e.ID, j, e.NextAt)
+		}
+		ok, err := redisApplyScript.Run(ctx, s.c, []string{base}, args...).Int()
+		if err != nil {
+			return err
+		}
+		if ok == 1 {
+			for k, i := range z.ends {
+				results[i] = res[k]
+			}
+			return nil
+		}
+		// Another instance wrote one of these sessions since the read.
+		s.conflicts.Add(1)
+	}
+	return fmt.Errorf("idlegate store: zone %q: sessions to end kept changing under writes of other instances (%d tries)", z.zone, maxEndConflicts)
+}
+
+// readForEnds reads, in one round trip, what the store holds for every ID
+// that the zone's part of the batch ends.
+func (s *Redis) readForEnds(ctx context.Context, base string, b *Batch, ends []int) (map[idletrack.ID]*simSession, error) {
+	if len(ends) == 0 {
+		return nil, nil
+	}
+	type reads struct {
+		id   idletrack.ID
+		s    *redis.SliceCmd
+		t, a *redis.IntCmd
+	}
+	sim := make(map[idletrack.ID]*simSession, len(ends))
+	var rs []reads
+	p := s.c.Pipeline()
+	for _, i := range ends {
+		id := b.Ends[i].End.Session.ID
+		if sim[id] != nil {
+			continue
+		}
+		sim[id] = &simSession{}
+		h := hexID(id)
+		rs = append(rs, reads{id: id, s: p.HMGet(ctx, base+"s:"+h, sessionFields...), t: p.Exists(ctx, base+"t:"+h), a: p.Exists(ctx, base+"a:"+h)})
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for _, r := range rs {
+		sess, v, ok, err := decodeSession(r.id, r.s.Val())
+		if err != nil {
+			return nil, err
+		}
+		x := sim[r.id]
+		x.exists, x.s, x.version = ok, sess, v
+		x.readTomb, x.readAlias = r.t.Val() > 0, r.a.Val() > 0
+		x.tomb, x.alias = x.readTomb, x.readAlias
+	}
+	return sim, nil
+}
