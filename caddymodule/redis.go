@@ -1,11 +1,17 @@
 package caddymodule
 
 import (
-	"errors"
-
 	"github.com/idlegate/idlegate/storage"
 )
 
-func openRedis(*StoreConfig) (storage.Store, error) {
-	return nil, errors.New("idle_session: store redis: not built yet")
+// openRedis opens the shared Redis store that `store redis` configures.
+func openRedis(c *StoreConfig) (storage.Store, error) {
+	return storage.OpenRedis(storage.RedisOptions{
+		URL:        c.URL,
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Password:   c.Password,
+		TLS:        c.TLS,
+		Prefix:     c.Prefix,
+	})
 }
