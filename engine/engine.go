@@ -165,7 +165,11 @@ func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if z, ok := e.zones[cfg.Name]; ok {
+		old := z.Config()
 		z.setConfig(cfg)
+		if targetChanged(old.Webhook, cfg.Webhook) {
+			e.hasten(ctx, cfg.Name)
+		}
 		return z, nil
 	}
 	z := &Zone{e: e, tracker: idletrack.NewTracker(cfg.Name, cfg.Policy)}
@@ -349,6 +353,34 @@ func (e *Engine) purge() {
 		}
 		if n < 10000 {
 			return
+		}
+	}
+}
+
+// targetChanged reports whether a zone's webhook now goes somewhere else.
+func targetChanged(old, cur *Webhook) bool {
+	if cur == nil {
+		return false
+	}
+	return old == nil || old.URL != cur.URL || string(old.Key) != string(cur.Key)
+}
+
+// hasten makes the zone's waiting events due now, so a corrected webhook
+// target receives them without waiting out their backoff.
+func (e *Engine) hasten(ctx context.Context, zone string) {
+	h, ok := e.store.(storage.Hastener)
+	if !ok {
+		return
+	}
+	n, err := h.Hasten(ctx, zone, e.Now())
+	if err != nil {
+		e.storeError("hasten", err)
+		return
+	}
+	if n > 0 {
+		e.o.Logger.Info("webhook target changed: waiting events are due now", zap.String("zone", zone), zap.Int("events", n))
+		if e.o.Queued != nil {
+			e.o.Queued()
 		}
 	}
 }

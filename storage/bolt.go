@@ -696,3 +696,37 @@ func (s *Bolt) OutboxStats(context.Context) (int, int, error) {
 }
 
 var _ Store = (*Bolt)(nil)
+
+// Hasten implements Hastener: every queued event of zone whose next attempt
+// lies after now becomes due at now.
+func (s *Bolt) Hasten(_ context.Context, zone string, now int64) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		var later []Event
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.Seek(timeKey(now + 1)); k != nil; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Zone == zone {
+				later = append(later, e)
+			}
+		}
+		for _, e := range later {
+			if _, err := removeEvent(tx, e.ID); err != nil {
+				return err
+			}
+			e.NextAt = now
+			if err := putEvent(tx, e); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+var _ Hastener = (*Bolt)(nil)

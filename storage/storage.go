@@ -179,3 +179,11 @@ var ErrClosed = errors.New("idlegate store is closed")
 // DefaultLockTimeout is how long opening a bbolt file waits for another
 // process that holds it.
 const DefaultLockTimeout = 5 * time.Second
+
+// Hastener is implemented by stores that can make a zone's waiting events
+// due at once. The engine calls it when a zone's webhook target changes, so
+// fixing a wrong URL and reloading delivers what was waiting without waiting
+// out each event's backoff.
+type Hastener interface {
+	Hasten(ctx context.Context, zone string, now int64) (int, error)
+}

@@ -295,6 +295,25 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("HastenMakesAZonesEventsDue", func(t *testing.T) {
+		st := open(t)()
+		defer st.Close()
+		h, ok := st.(storage.Hastener)
+		if !ok {
+			t.Skip("store does not implement Hastener")
+		}
+		other := event(2, time.Hour)
+		other.Zone = "other"
+		write(t, st, &storage.Batch{Events: []storage.Event{event(1, time.Hour), other}})
+		if n, err := h.Hasten(ctx, "z", at(time.Minute)); err != nil || n != 1 {
+			t.Fatalf("Hasten: %d %v", n, err)
+		}
+		due, _ := st.Due(ctx, at(time.Minute), 10, nil)
+		if len(due) != 1 || due[0].ID != "msg_0001" {
+			t.Fatalf("only zone z's event becomes due: %+v", due)
+		}
+	})
+
 	t.Run("ReopenKeepsEverything", func(t *testing.T) {
 		o := open(t)
 		st := o()
