@@ -26,6 +26,7 @@ type sharedEngine struct {
 	store  storage.Store
 	engine *engine.Engine
 	worker *webhook.Worker
+	ws     *wsRegistry // open WebSockets, closed when their session ends
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -90,11 +91,11 @@ func openStore(c *StoreConfig) (storage.Store, error) {
 
 func startEngine(st storage.Store) *sharedEngine {
 	log := caddy.Log().Named("http.handlers.idle_session")
-	s := &sharedEngine{store: st, done: make(chan struct{})}
+	s := &sharedEngine{store: st, ws: newWSRegistry(), done: make(chan struct{})}
 	var kick func()
 	s.engine = engine.New(st, encoder{}, engine.Options{
 		Logger:   log,
-		Observer: observerFor(log),
+		Observer: engineObserver{log: log, ws: s.ws},
 		Queued:   func() { kick() },
 	})
 	s.worker = webhook.NewWorker(st, s.targets, webhook.Options{
