@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,6 +41,10 @@ for scripts.
       End one session, named by the 16 hex digits that list shows.
   caddy idle-sessions dead-letters [--retry [<id>...]]
       Webhooks that failed every attempt; --retry queues them again.
+  caddy idle-sessions ui [--listen 127.0.0.1:2020]
+      Serves the live who-is-online page for a browser. (Caddy's admin
+      endpoint refuses browser navigations by design, so the page at
+      /idle-sessions/ui is relayed here, read-only.)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("address", "", "The address of Caddy's admin API")
@@ -79,21 +84,38 @@ for scripts.
 			}
 			dead.Flags().Bool("retry", false, "Queue the dead letters again (all, or the IDs given)")
 
-			cmd.AddCommand(list, stats, revoke, dead)
+			ui := &cobra.Command{
+				Use:   "ui [--listen <addr>]",
+				Short: "Serves the live who-is-online page on a local address",
+				Args:  cobra.NoArgs,
+				RunE:  cmdUI,
+			}
+			ui.Flags().String("listen", "127.0.0.1:2020", "Where to serve the page")
+
+			cmd.AddCommand(list, stats, revoke, dead, ui)
 		},
 	})
 }
 
-// adminCall sends one request to the admin API and decodes its JSON answer
-// into out (when not nil). It returns the raw body for --json.
-func adminCall(cmd *cobra.Command, method, uri string, body any, out any) ([]byte, error) {
+// adminAddr is the admin endpoint named by the flags.
+func adminAddr(cmd *cobra.Command) (string, error) {
 	fl := cmd.Flags()
 	addr, _ := fl.GetString("address")
 	cfg, _ := fl.GetString("config")
 	adapter, _ := fl.GetString("adapter")
 	addr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, cfg, adapter)
 	if err != nil {
-		return nil, fmt.Errorf("finding the admin API: %w", err)
+		return "", fmt.Errorf("finding the admin API: %w", err)
+	}
+	return addr, nil
+}
+
+// adminCall sends one request to the admin API and decodes its JSON answer
+// into out (when not nil). It returns the raw body for --json.
+func adminCall(cmd *cobra.Command, method, uri string, body any, out any) ([]byte, error) {
+	addr, err := adminAddr(cmd)
+	if err != nil {
+		return nil, err
 	}
 	var rd io.Reader
 	if body != nil {
@@ -321,4 +343,57 @@ func cmdDeadLetters(cmd *cobra.Command, args []string) error {
 	tw.Flush()
 	fmt.Printf("%d dead letter(s)\n", out.Count)
 	return nil
+}
+
+// cmdUI relays the who-is-online page and the session list (GET only) from
+// the admin endpoint to a local address a browser may open.
+func cmdUI(cmd *cobra.Command, _ []string) error {
+	addr, err := adminAddr(cmd)
+	if err != nil {
+		return err
+	}
+	listen, _ := cmd.Flags().GetString("listen")
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("who is online: http://%s/ (reading %s; Ctrl-C to stop)\n", ln.Addr(), addr)
+	srv := &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet {
+				w.Header().Set("Allow", "GET")
+				http.Error(w, "read-only", http.StatusMethodNotAllowed)
+				return
+			}
+			path := r.URL.Path
+			switch path {
+			case "/":
+				path = "/idle-sessions/ui"
+			case "/idle-sessions/", "/idle-sessions/ui", "/idle-sessions/stats":
+			default:
+				http.NotFound(w, r)
+				return
+			}
+			if r.URL.RawQuery != "" {
+				path += "?" + r.URL.RawQuery
+			}
+			resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, path, nil, nil)
+			if err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadGateway)
+				json.NewEncoder(w).Encode(map[string]string{"error": apiMessage(err).Error()})
+				return
+			}
+			defer resp.Body.Close()
+			for _, h := range []string{"Content-Type", "Cache-Control", "Content-Security-Policy", "X-Content-Type-Options"} {
+				if v := resp.Header.Get(h); v != "" {
+					w.Header().Set(h, v)
+				}
+			}
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+		}),
+	}
+	return srv.Serve(ln)
 }
