@@ -48,25 +48,40 @@ func apiErr(code int, format string, args ...any) error {
 
 func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(r.URL.Path, "/idle-sessions/")
-	switch {
-	case rest == "" && r.Method == http.MethodGet:
-		return a.list(w, r)
-	case rest == "" && r.Method == http.MethodDelete:
-		return a.revokeUser(w, r)
-	case rest == "stats" && r.Method == http.MethodGet:
-		return a.stats(w, r)
-	case rest == "dead-letters" && r.Method == http.MethodGet:
-		return a.deadLetters(w, r)
-	case rest == "dead-letters/retry" && r.Method == http.MethodPost:
-		return a.retryDead(w, r)
-	case rest == "ui" && r.Method == http.MethodGet:
-		return serveUI(w, r)
-	case rest != "" && !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
-		return a.revokeOne(w, r, rest)
-	case rest == "" || rest == "stats" || rest == "dead-letters" || rest == "dead-letters/retry" || rest == "ui" || !strings.Contains(rest, "/"):
-		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+	var allow string
+	switch rest {
+	case "":
+		allow = "GET, DELETE"
+	case "stats", "dead-letters", "ui":
+		allow = "GET"
+	case "dead-letters/retry":
+		allow = "POST"
+	default:
+		if strings.Contains(rest, "/") {
+			return apiErr(http.StatusNotFound, "no such idle-sessions resource: %s", r.URL.Path)
+		}
+		allow = "DELETE" // a session
 	}
-	return apiErr(http.StatusNotFound, "no such idle-sessions resource: %s", r.URL.Path)
+	if !strings.Contains(allow, r.Method) {
+		w.Header().Set("Allow", allow)
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)
+	}
+	switch rest {
+	case "":
+		if r.Method == http.MethodDelete {
+			return a.revokeUser(w, r)
+		}
+		return a.list(w, r)
+	case "stats":
+		return a.stats(w, r)
+	case "dead-letters":
+		return a.deadLetters(w, r)
+	case "dead-letters/retry":
+		return a.retryDead(w, r)
+	case "ui":
+		return serveUI(w, r)
+	}
+	return a.revokeOne(w, r, rest)
 }
 
 // sessionJSON is a session as the admin API shows it.
@@ -99,18 +114,35 @@ func toJSON(z *engine.Zone, s idletrack.Session, now int64) sessionJSON {
 	return j
 }
 
-// eachZone calls fn for every zone of every running engine, optionally
-// filtered by name.
-func eachZone(zone string, fn func(*sharedEngine, *engine.Zone)) {
+// runningEngines returns the engines running now. The pool's lock is held
+// only while they are copied: revoking waits for the store, and holding the
+// pool meanwhile would stall every config reload and metrics scrape.
+func runningEngines() []*sharedEngine {
+	var out []*sharedEngine
 	engines.Range(func(_, v any) bool {
-		se := v.(*sharedEngine)
+		out = append(out, v.(*sharedEngine))
+		return true
+	})
+	return out
+}
+
+// eachZone calls fn for every zone of every running engine, optionally
+// filtered by name. It fails with 404 when a zone is named that no engine
+// serves.
+func eachZone(zone string, fn func(*sharedEngine, *engine.Zone)) error {
+	found := false
+	for _, se := range runningEngines() {
 		for _, z := range se.engine.Zones() {
 			if zone == "" || z.Name() == zone {
+				found = true
 				fn(se, z)
 			}
 		}
-		return true
-	})
+	}
+	if zone != "" && !found {
+		return apiErr(http.StatusNotFound, "no zone %q", zone)
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) error {
@@ -136,16 +168,27 @@ func (adminAPI) list(w http.ResponseWriter, r *http.Request) error {
 		s idletrack.Session
 	}
 	var all []found
-	eachZone(q.Get("zone"), func(_ *sharedEngine, z *engine.Zone) {
+	now := time.Now().UnixNano()
+	err := eachZone(q.Get("zone"), func(se *sharedEngine, z *engine.Zone) {
+		now = se.engine.Now()
+		p := z.Config().Policy
 		z.Tracker().Each(func(s idletrack.Session) bool {
-			if user == "" || s.User == user {
+			// Past its deadline but not yet swept: no longer online.
+			if at, _ := s.Deadline(&p); at > now && (user == "" || s.User == user) {
 				all = append(all, found{z, s})
 			}
 			return true
 		})
 	})
-	slices.SortFunc(all, func(a, b found) int { return -cmpInt(a.s.LastActivity, b.s.LastActivity) })
-	now := now().UnixNano()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b found) int {
+		if c := cmpInt(b.s.LastActivity, a.s.LastActivity); c != 0 {
+			return c
+		}
+		return slices.Compare(a.s.ID[:], b.s.ID[:])
+	})
 	out := struct {
 		Sessions []sessionJSON `json:"sessions"`
 		Count    int           `json:"count"`
@@ -179,11 +222,15 @@ func (adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 		DeadLetters   int            `json:"dead_letters"`
 	}{Zones: map[string]int{}}
 	users := map[string]bool{}
-	engines.Range(func(_, v any) bool {
-		se := v.(*sharedEngine)
+	for _, se := range runningEngines() {
+		now := se.engine.Now()
 		for _, z := range se.engine.Zones() {
 			n := 0
+			p := z.Config().Policy
 			z.Tracker().Each(func(s idletrack.Session) bool {
+				if at, _ := s.Deadline(&p); at <= now {
+					return true // past its deadline, about to be swept
+				}
 				n++
 				if s.User != "" {
 					users[z.Name()+"\x00"+s.User] = true
@@ -193,12 +240,13 @@ func (adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 			out.Zones[z.Name()] += n
 			out.Active += n
 		}
-		if p, d, err := se.store.OutboxStats(r.Context()); err == nil {
-			out.OutboxPending += p
-			out.DeadLetters += d
+		p, d, err := se.store.OutboxStats(r.Context())
+		if err != nil {
+			return apiErr(http.StatusServiceUnavailable, "reading the outbox: %v", err)
 		}
-		return true
-	})
+		out.OutboxPending += p
+		out.DeadLetters += d
+	}
 	out.UsersOnline = len(users)
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -209,6 +257,9 @@ func (adminAPI) revokeOne(w http.ResponseWriter, r *http.Request, short string) 
 		return apiErr(http.StatusBadRequest, "%q is not a session: want the 16 hex digits the API lists", short)
 	}
 	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.ID.Short() == short })
+	if errors.As(err, new(caddy.APIError)) {
+		return err
+	}
 	if err != nil {
 		return apiErr(http.StatusServiceUnavailable, "revoked in memory, but the store did not confirm: %v", err)
 	}
@@ -226,17 +277,22 @@ func (adminAPI) revokeUser(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusBadRequest, "name the user: DELETE /idle-sessions/?user=<id>")
 	}
 	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.User == user })
+	if errors.As(err, new(caddy.APIError)) {
+		return err
+	}
 	if err != nil {
 		return apiErr(http.StatusServiceUnavailable, "revoked in memory, but the store did not confirm: %v", err)
 	}
 	return writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 
-// revoke ends every session that match selects with reason revoked.
-func revoke(ctx context.Context, zone string, match func(idletrack.Session) bool) (int, error) {
+// revoke ends every session that match selects with reason revoked. Each
+// end is durable, with its webhook queued, before revoke returns; the
+// engine then closes the session's open WebSockets.
+func revoke(_ context.Context, zone string, match func(idletrack.Session) bool) (int, error) {
 	n := 0
 	var errs []error
-	eachZone(zone, func(se *sharedEngine, z *engine.Zone) {
+	err := eachZone(zone, func(se *sharedEngine, z *engine.Zone) {
 		var ids []idletrack.ID
 		z.Tracker().Each(func(s idletrack.Session) bool {
 			if match(s) {
@@ -255,6 +311,9 @@ func revoke(ctx context.Context, zone string, match func(idletrack.Session) bool
 			}
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
 	return n, errors.Join(errs...)
 }
 
@@ -275,23 +334,21 @@ func (adminAPI) deadLetters(w http.ResponseWriter, r *http.Request) error {
 		DeadLetters []deadLetterJSON `json:"dead_letters"`
 		Count       int              `json:"count"`
 	}{DeadLetters: []deadLetterJSON{}}
-	var err error
-	engines.Range(func(_, v any) bool {
-		evs, e := v.(*sharedEngine).store.DeadLetters(r.Context(), 1000)
-		if e != nil {
-			err = e
-			return false
+	for _, se := range runningEngines() {
+		evs, err := se.store.DeadLetters(r.Context(), 1000)
+		if err != nil {
+			return apiErr(http.StatusServiceUnavailable, "reading dead letters: %v", err)
 		}
 		for _, ev := range evs {
+			payload := json.RawMessage(ev.Body)
+			if !json.Valid(payload) {
+				payload, _ = json.Marshal(string(ev.Body))
+			}
 			out.DeadLetters = append(out.DeadLetters, deadLetterJSON{
 				ID: ev.ID, Zone: ev.Zone, Type: ev.Type, Attempts: ev.Attempts, LastError: ev.LastError,
-				At: time.Unix(0, ev.At).UTC(), Payload: json.RawMessage(ev.Body),
+				At: time.Unix(0, ev.At).UTC(), Payload: payload,
 			})
 		}
-		return true
-	})
-	if err != nil {
-		return apiErr(http.StatusServiceUnavailable, "reading dead letters: %v", err)
 	}
 	out.Count = len(out.DeadLetters)
 	return writeJSON(w, http.StatusOK, out)
@@ -309,22 +366,15 @@ func (adminAPI) retryDead(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	n := 0
-	var err error
-	engines.Range(func(_, v any) bool {
-		se := v.(*sharedEngine)
-		k, e := se.store.Revive(r.Context(), body.IDs, se.engine.Now())
-		if e != nil {
-			err = e
-			return false
+	for _, se := range runningEngines() {
+		k, err := se.store.Revive(r.Context(), body.IDs, se.engine.Now())
+		if err != nil {
+			return apiErr(http.StatusServiceUnavailable, "re-queueing dead letters: %v", err)
 		}
 		n += k
 		if k > 0 {
 			se.worker.Kick()
 		}
-		return true
-	})
-	if err != nil {
-		return apiErr(http.StatusServiceUnavailable, "re-queueing dead letters: %v", err)
 	}
 	return writeJSON(w, http.StatusOK, map[string]int{"requeued": n})
 }

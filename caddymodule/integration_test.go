@@ -53,15 +53,15 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // app is a real upstream: /login issues a fresh sid and names the user;
 // every other path reports whether the sid arrived.
-type app struct {
+type upstreamApp struct {
 	*httptest.Server
 	mu   sync.Mutex
 	seen []string // sid of every request, "" when none
 	n    int
 }
 
-func newApp(t *testing.T) *app {
-	a := &app{}
+func newApp(t *testing.T) *upstreamApp {
+	a := &upstreamApp{}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sid := ""
 		if c, err := r.Cookie("sid"); err == nil {
@@ -85,7 +85,7 @@ func newApp(t *testing.T) *app {
 	return a
 }
 
-func (a *app) requests() []string {
+func (a *upstreamApp) requests() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.seen...)
@@ -270,18 +270,18 @@ func TestOnExpiredModes(t *testing.T) {
 		mode   string
 		hdr    []string
 		status int
-		check  func(t *testing.T, resp *http.Response, body string, up *app, sid string)
+		check  func(t *testing.T, resp *http.Response, body string, up *upstreamApp, sid string)
 	}{
 		{"status 419", []string{"Accept", "text/html"}, 419, nil},
 		{"redirect /signed-out", []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html"}, 303,
-			func(t *testing.T, resp *http.Response, _ string, _ *app, _ string) {
+			func(t *testing.T, resp *http.Response, _ string, _ *upstreamApp, _ string) {
 				if resp.Header.Get("Location") != "/signed-out" {
 					t.Fatalf("Location %q", resp.Header.Get("Location"))
 				}
 			}},
 		{"redirect /signed-out", []string{"Sec-Fetch-Mode", "cors", "Accept", "application/json"}, 401, nil},
 		{"redirect /signed-out", []string{"X-Requested-With", "XMLHttpRequest", "Accept", "text/html"}, 401, nil},
-		{"strip", nil, 200, func(t *testing.T, resp *http.Response, body string, up *app, sid string) {
+		{"strip", nil, 200, func(t *testing.T, resp *http.Response, body string, up *upstreamApp, sid string) {
 			if body != "sid=" {
 				t.Fatalf("the upstream must see the request without the cookie, got %q", body)
 			}

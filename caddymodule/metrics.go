@@ -100,12 +100,15 @@ func pendingEvents() float64 {
 	return float64(n)
 }
 
-// engineObserver reports engine events as metrics and log lines.
-type engineObserver struct{ log *zap.Logger }
-
-func observerFor(log *zap.Logger) engineObserver { return engineObserver{log: log} }
+// engineObserver reports engine events as metrics and log lines, and closes
+// the WebSockets of sessions that end.
+type engineObserver struct {
+	log *zap.Logger
+	ws  *wsRegistry
+}
 
 func (o engineObserver) SessionEnded(e idletrack.End) {
+	o.ws.ended(e.Zone, e.Session.ID, e.Reason)
 	metrics.ended.WithLabelValues(e.Zone, string(e.Reason)).Inc()
 	o.log.Info("session ended",
 		zap.String("session", e.Session.ID.Short()),

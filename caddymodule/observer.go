@@ -30,11 +30,13 @@ type observer struct {
 	deadline int64
 	logout   bool // the request matches a logout matcher
 	wrote    bool
+	switched bool // 101 Switching Protocols was written (see Hijack)
 }
 
 func (o *observer) WriteHeader(code int) {
 	if !o.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		o.process(code)
+		o.switched = code == http.StatusSwitchingProtocols
 	}
 	o.ResponseWriter.WriteHeader(code)
 }
@@ -130,6 +132,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			if _, ok, err := z.Rotate(o.session, id, o.now); err != nil {
 				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
 			} else if ok {
+				h.shared.ws.rekey(z.Name(), o.session, id)
 				o.session = id
 			}
 		}

@@ -30,6 +30,7 @@ type sharedEngine struct {
 	store  storage.Store
 	engine *engine.Engine
 	worker *webhook.Worker
+	ws     *wsRegistry // open WebSockets, closed when their session ends
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -94,12 +95,12 @@ func openStore(c *StoreConfig) (storage.Store, error) {
 
 func startEngine(st storage.Store) *sharedEngine {
 	log := caddy.Log().Named("http.handlers.idle_session")
-	s := &sharedEngine{store: st, done: make(chan struct{})}
+	s := &sharedEngine{store: st, ws: newWSRegistry(), done: make(chan struct{})}
 	var kick func()
 	s.engine = engine.New(st, encoder{}, engine.Options{
 		Now:      func() time.Time { return now() },
 		Logger:   log,
-		Observer: observerFor(log),
+		Observer: engineObserver{log: log, ws: s.ws},
 		Queued:   func() { kick() },
 	})
 	s.worker = webhook.NewWorker(st, s.targets, webhook.Options{

@@ -56,14 +56,13 @@ func (d *deadlines) next() (int64, bool) {
 	return d.items[0].at, true
 }
 
-// reset replaces the heap's contents, e.g. after the policy changed.
-func (d *deadlines) reset(items []deadline) {
-	d.mu.Lock()
+// resetLocked replaces the heap's contents, e.g. after the policy changed.
+// The caller holds d.mu.
+func (d *deadlines) resetLocked(items []deadline) {
 	d.items = items
 	for i := len(items)/2 - 1; i >= 0; i-- {
 		d.down(i)
 	}
-	d.mu.Unlock()
 }
 
 func (d *deadlines) len() int {

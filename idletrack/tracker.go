@@ -126,6 +126,12 @@ func (t *Tracker) SetPolicy(p Policy) {
 	if old.Idle == p.Idle && old.Absolute == p.Absolute {
 		return
 	}
+	// The heap's lock is held across the scan, so a session that starts
+	// (or is re-pushed by a sweep) meanwhile is either in a shard already
+	// scanned or pushed after the reset: none loses its deadline. Nothing
+	// takes the heap's lock while holding a shard lock, so this order is safe.
+	t.dl.mu.Lock()
+	defer t.dl.mu.Unlock()
 	items := make([]deadline, 0, t.Len())
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -136,7 +142,7 @@ func (t *Tracker) SetPolicy(p Policy) {
 		}
 		sh.mu.Unlock()
 	}
-	t.dl.reset(items)
+	t.dl.resetLocked(items)
 }
 
 // Len returns the number of live sessions, probationary ones included.
