@@ -95,7 +95,8 @@ type Handler struct {
 	// Client frames on an open WebSocket count as activity. Default: false.
 	WebsocketActivity bool `json:"websocket_activity,omitempty"`
 
-	// The browser warning appears this long before sign-out.
+	// The browser warning appears this long before sign-out. Must be
+	// shorter than idle. Default: 2m, or idle/2 when idle is under 4m.
 	WarnBefore caddy.Duration `json:"warn_before,omitempty"`
 
 	// Insert the warning script into the session's HTML responses.
@@ -195,7 +196,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxSessions = defaultMaxSessions
 	}
 	if h.WarnBefore == 0 {
-		h.WarnBefore = caddy.Duration(defaultWarnBefore)
+		h.WarnBefore = h.defaultWarnBefore()
 	}
 	h.channel = channelName(h.Name)
 	if h.OnExpired == nil {
@@ -338,6 +339,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.WarnBefore < 0 {
 		return bad("warn_before", "must be positive, got %s", time.Duration(h.WarnBefore))
+	}
+	if h.InjectWarning && h.WarnBefore > 0 && h.Idle > 0 && h.WarnBefore >= h.Idle {
+		return bad("warn_before", "%s is not shorter than idle %s: the warning would show on every page", time.Duration(h.WarnBefore), time.Duration(h.Idle))
 	}
 	if h.InjectWarning && h.StatusPath == "" {
 		return bad("inject_warning", "needs status_path: the warning script reads the remaining time there")

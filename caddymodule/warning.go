@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/warning"
 )
@@ -29,6 +31,12 @@ type WarningConfig struct {
 }
 
 const defaultWarnBefore = 2 * time.Minute
+
+// defaultWarnBefore is 2m, but at most half of idle: with idle 1m, a 2m
+// warning would cover every page from the moment it loads.
+func (h *Handler) defaultWarnBefore() caddy.Duration {
+	return caddy.Duration(min(defaultWarnBefore, time.Duration(h.Idle)/2))
+}
 
 func (h *Handler) scriptPath() string { return h.StatusPath + "/warning.js" }
 

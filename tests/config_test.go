@@ -74,6 +74,11 @@ func TestBadConfigFailsNamingOption(t *testing.T) {
 			names: []string{"idle", "-5s"},
 		},
 		{
+			name:  "warning longer than idle",
+			body:  strings.Replace(goodIdleBody, "idle 2s", "idle 2s\n\t\twarn_before 5s\n\t\tstatus_path /.idlegate/status\n\t\tinject_warning", 1),
+			names: []string{"warn_before", "5s", "idle 2s"},
+		},
+		{
 			name:  "bad webhook secret",
 			body:  strings.Replace(goodIdleBody, TestSecret, "not-a-whsec-secret!", 1),
 			names: []string{"secret"},

@@ -22,7 +22,7 @@
 
   var exp = 0, seen = false, done = false, warned = false;
   var timer = 0, ticker = 0, inflight = null, last = 0, fails = 0;
-  var host = null, dlg, count, prev;
+  var host = null, dlg, count, live, said, prev;
 
   // Tabs of one session talk over a BroadcastChannel, else through storage events.
   var key = 'idlegate-' + (d.session || 'session'), ch = null;
@@ -147,16 +147,26 @@
     '.c{font-weight:700;font-variant-numeric:tabular-nums}.a{display:flex;flex-wrap:wrap;gap:.75em}' +
     'button{font:inherit;min-height:2.75em;padding:.5em 1em;cursor:pointer;border-radius:var(--r);' +
     'border:2px solid var(--a);background:none;color:inherit}.s{background:var(--a);color:var(--b)}' +
-    'button:focus-visible{outline:3px solid var(--a);outline-offset:2px}';
+    'button:focus-visible{outline:3px solid var(--a);outline-offset:2px}' +
+    '.sr{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}';
   function fmt(s) {
     var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), x = s % 60;
     return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (x < 10 ? '0' : '') + x;
   }
+  // The visible countdown changes every second, so it is not a live region
+  // (a screen reader would speak it every second). Opening the dialog reads
+  // its description; after that the hidden live region repeats the sentence
+  // once per whole minute left, then at 0:30 and 0:10.
+  function mark(r) { return r <= 10 ? 10 : r <= 30 ? 30 : Math.ceil(r / 60) * 60; }
   function tick() {
     if (!count) return;
-    count.textContent = fmt(remaining() || 0);
-    if (!remaining()) check();
+    var r = remaining() || 0, m = mark(r);
+    count.textContent = fmt(r);
+    if (said === undefined) said = m;
+    else if (m < said && r > 0) { said = m; live.textContent = sentence(fmt(r)); }
+    if (!r) check();
   }
+  function sentence(t) { return T[1].indexOf('{time}') < 0 ? T[1] + ' ' + t : T[1].split('{time}').join(t); }
   function open() {
     if (host && host.isConnected) return;
     prev = D.activeElement;
@@ -173,14 +183,16 @@
     }
     dlg = el('dialog', { role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': 'ig-t', 'aria-describedby': 'ig-b', lang: d.lang || lang });
     var body = el('p', { id: 'ig-b' }), parts = T[1].split('{time}');
-    count = el('span', { 'class': 'c', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    count = el('span', { 'class': 'c' });
+    live = el('span', { 'class': 'sr', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    said = undefined;
     if (parts.length < 2) body.append(T[1], ' ', count);
     else body.append(parts[0], count, parts.slice(1).join(''));
     var stay = el('button', { type: 'button', 'class': 's' }, T[2]);
     var out = el('button', { type: 'button', 'class': 'o' }, T[3]);
     var acts = el('div', { 'class': 'a' });
     acts.append(stay, out);
-    dlg.append(el('h2', { id: 'ig-t' }, T[0]), body, acts);
+    dlg.append(el('h2', { id: 'ig-t' }, T[0]), body, acts, live);
     root.appendChild(dlg);
     stay.onclick = extend;
     out.onclick = signOut;
@@ -204,7 +216,7 @@
     if (!host) return;
     try { dlg.close(); } catch (e) {}
     host.remove();
-    host = count = null;
+    host = count = live = null;
     try { if (prev && prev.focus) prev.focus(); } catch (e) {}
   }
 
