@@ -227,7 +227,11 @@ func (e *Engine) run() {
 	for {
 		select {
 		case <-e.ctx.Done():
-			e.commit(true)
+			// The last flush must not run on the cancelled context, or a
+			// network store (Redis) would refuse it.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			e.commitCtx(ctx, true)
+			cancel()
 			return
 		case <-e.wake:
 			e.commit(false)
@@ -243,7 +247,9 @@ func (e *Engine) run() {
 
 // commit writes what is queued (and, with collect, the activity of every
 // zone) in one store write, then wakes the waiters.
-func (e *Engine) commit(collect bool) {
+func (e *Engine) commit(collect bool) { e.commitCtx(e.ctx, collect) }
+
+func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.qmu.Lock()
 	b := e.retry
 	e.retry = storage.Batch{}
@@ -269,7 +275,7 @@ func (e *Engine) commit(collect bool) {
 		close(g.done)
 		return
 	}
-	results, err := e.store.Apply(e.ctx, &b)
+	results, err := e.store.Apply(ctx, &b)
 	g.err = err
 	close(g.done)
 	if err != nil {
