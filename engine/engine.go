@@ -72,10 +72,14 @@ type Engine struct {
 	gen     *commitGen    // what the waiters of queue wait for
 	wake    chan struct{}
 	failing bool
+	// holdEnds: until then (Unix ns), idle and absolute ends wait in retry
+	// on a shared store; see commit.
+	holdEnds int64
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
+	invalDone chan struct{} // the invalidation reader has stopped
 }
 
 type commitGen struct {
@@ -117,6 +121,12 @@ func New(store storage.Store, enc Encoder, o Options) *Engine {
 		done:  make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.invalDone = make(chan struct{})
+	if inv, ok := store.(storage.Invalidator); ok {
+		go e.invalidations(inv.Invalidations(e.ctx))
+	} else {
+		close(e.invalDone)
+	}
 	go e.run()
 	return e
 }
@@ -132,6 +142,7 @@ func (e *Engine) Now() int64 { return e.o.Now().UnixNano() }
 func (e *Engine) Close() error {
 	e.cancel()
 	<-e.done
+	<-e.invalDone
 	e.qmu.Lock()
 	defer e.qmu.Unlock()
 	if e.retry.Len()+e.queue.Len() > 0 {
@@ -262,12 +273,38 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.gen = &commitGen{done: make(chan struct{})}
 	e.qmu.Unlock()
 
+	// On a shared store, an idle or absolute end decided while the store
+	// was failing rests on this instance's memory alone: other instances'
+	// activity could not arrive. Such ends wait until the store has worked
+	// for two flush intervals, so every instance has written the activity
+	// it kept meanwhile; the conditional end then keeps a session that was
+	// active elsewhere (and this instance serves it again).
+	var held []storage.EndWrite
+	if e.store.Shared() && (e.failingNow() || e.Now() < e.holdUntil()) {
+		var keep []storage.EndWrite
+		for _, w := range b.Ends {
+			if r := w.End.Reason; r == idletrack.ReasonIdle || r == idletrack.ReasonAbsolute {
+				held = append(held, w)
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		b.Ends = keep
+	}
+	defer func() {
+		if len(held) > 0 {
+			e.qmu.Lock()
+			e.retry.Ends = append(e.retry.Ends, held...)
+			e.qmu.Unlock()
+		}
+	}()
+
 	if collect {
 		var changes []idletrack.Change
 		for _, z := range e.Zones() {
 			changes = z.tracker.Collect(changes[:0])
 			for _, c := range changes {
-				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c})
+				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
 			}
 		}
 	}
@@ -295,6 +332,9 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.qmu.Lock()
 	recovered := e.failing
 	e.failing = false
+	if recovered {
+		e.holdEnds = e.Now() + 2*int64(e.o.FlushInterval)
+	}
 	e.qmu.Unlock()
 	if recovered {
 		e.o.Logger.Info("idlegate store writes succeed again")
@@ -303,6 +343,18 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 		}
 	}
 	e.applied(&b, results)
+}
+
+func (e *Engine) failingNow() bool {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	return e.failing
+}
+
+func (e *Engine) holdUntil() int64 {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	return e.holdEnds
 }
 
 // applied reports what a successful commit did.

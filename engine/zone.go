@@ -126,6 +126,13 @@ func (z *Zone) expired(ctx context.Context, v idletrack.Verdict, now int64, acti
 		z.e.enqueue(&b, false)
 		return v
 	}
+	if z.e.failingNow() || z.e.Now() < z.e.holdUntil() {
+		// The store is away or just back: what it holds may miss activity
+		// other instances kept meanwhile. Refuse on memory's word; the end
+		// waits (see commit) and yields if the session was active elsewhere.
+		z.e.enqueue(&b, false)
+		return v
+	}
 	results, err := z.e.store.Apply(ctx, &b)
 	if err != nil {
 		z.e.storeError("end", err)

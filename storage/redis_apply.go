@@ -13,13 +13,18 @@ import (
 )
 
 // redisApplyScript writes one zone's part of a batch. KEYS[1] is the zone's
-// key base, ARGV[1] MinKeyTTL in ms, then a list of operations:
+// key base, ARGV[1] MinKeyTTL in ms, ARGV[2] the invalidation channel,
+// ARGV[3] this instance's consumer name, ARGV[4] the zone, then a list of
+// operations:
 //
 //	C id version tomb alias   check: the session's write version ("" when
 //	                          absent) and whether a tombstone and an alias
 //	                          exist ("0"/"1") are as the caller read them
-//	S id st li la rq delta u  session write: la merges with max, rq grows by
-//	                          delta (is rq when the session is new)
+//	S id st li la rq delta u a
+//	                          session write: la merges with max, rq grows by
+//	                          delta (is rq when the session is new); with a
+//	                          = "1" (activity only) st, li and u of a stored
+//	                          session stay as they are
 //	R old new st li la rq u alias forget-ms
 //	                          rotation: drop old, write new (rq merges with
 //	                          max), keep old as an alias until forget-ms
@@ -31,7 +36,8 @@ import (
 //	Q event-id json next-at   queue an event
 //
 // Every check runs before any write: if one fails the script returns 0 and
-// has changed nothing; otherwise it returns 1. Writes for an ID that has a
+// has changed nothing; otherwise it returns 1. Each end and rotation is
+// published on the invalidation channel (see redis_invalidate.go). Writes for an ID that has a
 // tombstone or an alias are dropped, so an instance flushing activity of a
 // session another instance ended or rotated cannot bring it back.
 //
@@ -44,7 +50,11 @@ local evs, due = base .. 'ev', base .. 'due'
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local minttl = tonumber(ARGV[1])
-local width = {C = 4, S = 7, R = 9, Y = 3, Q = 3}
+local chan, origin, zone = ARGV[2], ARGV[3], ARGV[4]
+local width = {C = 4, S = 8, R = 9, Y = 3, Q = 3}
+local function notify(kind, id, v)
+  redis.call('PUBLISH', chan, cjson.encode({o = origin, z = zone, k = kind, id = id, v = v}))
+end
 
 local function gt(a, b)
   if #a ~= #b then return #a > #b end
@@ -59,7 +69,7 @@ local function step(i)
   if ARGV[i] == 'E' then return i + 5 + 3 * tonumber(ARGV[i + 4]) end
   return i + 1 + width[ARGV[i]]
 end
-local function put(id, st, li, la, rq, delta, u)
+local function put(id, st, li, la, rq, delta, u, actonly)
   if redis.call('EXISTS', base .. 't:' .. id, base .. 'a:' .. id) > 0 then return end
   local k = base .. 's:' .. id
   local old = redis.call('HMGET', k, 'st', 'la', 'rq')
@@ -70,7 +80,12 @@ local function put(id, st, li, la, rq, delta, u)
     return
   end
   if gt(old[2], la) then la = old[2] end
-  redis.call('HSET', k, 'st', st, 'li', li, 'la', la, 'u', u)
+  if actonly then
+    st = old[1]
+    redis.call('HSET', k, 'la', la)
+  else
+    redis.call('HSET', k, 'st', st, 'li', li, 'la', la, 'u', u)
+  end
   if delta then
     if delta ~= '0' then redis.call('HINCRBY', k, 'rq', delta) end
   elseif gt(rq, old[3]) then
@@ -86,7 +101,7 @@ local function drop(id)
   redis.call('ZREM', abs, id)
 end
 
-local i = 2
+local i = 5
 while i <= #ARGV do
   if ARGV[i] == 'C' then
     local id = ARGV[i + 1]
@@ -100,11 +115,11 @@ while i <= #ARGV do
   i = step(i)
 end
 
-i = 2
+i = 5
 while i <= #ARGV do
   local op, a = ARGV[i], i + 1
   if op == 'S' then
-    put(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
+    put(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7] == '1')
   elseif op == 'R' then
     local old = ARGV[a]
     drop(old)
@@ -112,6 +127,7 @@ while i <= #ARGV do
     redis.call('SET', base .. 'a:' .. old, ARGV[a + 7], 'PXAT', pxat(ARGV[a + 8]))
     redis.call('ZREMRANGEBYSCORE', aliases, '-inf', string.format('%.0f', nowms))
     redis.call('ZADD', aliases, ARGV[a + 8], old)
+    notify('R', old, ARGV[a + 7])
   elseif op == 'Y' then
     local k = base .. 's:' .. ARGV[a]
     local cur = redis.call('HMGET', k, 'la', 'rq')
@@ -127,6 +143,7 @@ while i <= #ARGV do
     local id = ARGV[a]
     drop(id)
     redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
+    notify('E', id, ARGV[a + 1])
     for j = 0, tonumber(ARGV[a + 3]) - 1 do
       local e = a + 4 + 3 * j
       redis.call('HSET', evs, ARGV[e], ARGV[e + 1])
@@ -241,7 +258,7 @@ type simSession struct {
 	tomb, alias bool
 }
 
-func (x *simSession) put(s idletrack.Session, delta uint32, rotation bool) {
+func (x *simSession) put(s idletrack.Session, delta uint32, rotation, activityOnly bool) {
 	if x.tomb || x.alias {
 		return
 	}
@@ -252,6 +269,9 @@ func (x *simSession) put(s idletrack.Session, delta uint32, rotation bool) {
 	la, rq := max(x.s.LastActivity, s.LastActivity), x.s.Requests+delta
 	if rotation {
 		rq = max(x.s.Requests, s.Requests)
+	}
+	if activityOnly {
+		s.StartedAt, s.LoginAt, s.User = x.s.StartedAt, x.s.LoginAt, x.s.User
 	}
 	x.s = s
 	x.s.LastActivity, x.s.Requests = la, rq
@@ -272,15 +292,15 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 		if err != nil {
 			return err
 		}
-		args := []any{MinKeyTTL.Milliseconds()}
+		args := []any{MinKeyTTL.Milliseconds(), s.redisInvalChannel(), s.consumer, z.zone}
 		for id, x := range sim {
 			args = append(args, "C", hexID(id), x.version, b01(x.readTomb), b01(x.readAlias))
 		}
 		for _, w := range z.sessions {
 			ss := w.Session
-			args = append(args, "S", hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, w.ReqDelta, ss.User)
+			args = append(args, "S", hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, w.ReqDelta, ss.User, b01(w.ActivityOnly))
 			if x := sim[ss.ID]; x != nil {
-				x.put(ss, w.ReqDelta, false)
+				x.put(ss, w.ReqDelta, false, w.ActivityOnly)
 			}
 		}
 		for _, w := range z.rotations {
@@ -291,7 +311,7 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 				x.exists, x.alias = false, true
 			}
 			if x := sim[ss.ID]; x != nil {
-				x.put(ss, 0, true)
+				x.put(ss, 0, true, false)
 			}
 		}
 		for k, i := range z.ends {
@@ -305,6 +325,9 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 			if x.exists {
 				end.Session.LastActivity = max(end.Session.LastActivity, x.s.LastActivity)
 				end.Session.Requests = max(end.Session.Requests, x.s.Requests)
+				// The store names the user: this instance may not have
+				// seen a login that another one wrote.
+				end.Session.User, end.Session.LoginAt = x.s.User, x.s.LoginAt
 				if end.Reason == idletrack.ReasonIdle || end.Reason == idletrack.ReasonAbsolute {
 					if at, _ := end.Session.Deadline(&w.Policy); at > end.EndedAt {
 						// Active since, as far as the store knows.

@@ -116,6 +116,12 @@ func (b *Batch) Reset() {
 type SessionWrite struct {
 	Zone string
 	idletrack.Change
+	// ActivityOnly writes only the activity and request count of a session
+	// the store already holds; its stored start, login and user stay as
+	// they are. The engine's periodic flush sets it: in a shared store
+	// another instance may have signed the session in since this one read
+	// it, and a stale copy must not sign it out again.
+	ActivityOnly bool
 }
 
 // RotationWrite records a rotation in Zone.
@@ -145,6 +151,38 @@ type EndResult struct {
 	// Current is the stored session when an idle/absolute end did not hold:
 	// the tracker loads it and carries on.
 	Current *idletrack.Session
+}
+
+// Invalidator is implemented by a shared store that tells each instance
+// what the other instances ended or rotated, so that an instance stops
+// accepting a cookie value from memory as soon as another one logged it
+// out, revoked it, ended it or rotated it away, rather than at its own
+// deadline. The engine uses it when its store implements it.
+//
+// Notices are a fast path, not the record: the store still refuses to
+// revive an ended or rotated session whatever an instance writes. A notice
+// sent while an instance is cut off from the store is lost; the instance
+// is told so with a notice whose Resync is set, and then re-reads what
+// its memory holds.
+type Invalidator interface {
+	// Invalidations delivers the notices of other instances until ctx is
+	// done or the store is closed; then the channel is closed.
+	Invalidations(ctx context.Context) <-chan Invalidation
+}
+
+// Invalidation is what another instance did to one session ID.
+type Invalidation struct {
+	Zone string
+	ID   idletrack.ID
+	// Ended: ID ended for Reason and is refused until Until. Otherwise ID
+	// was rotated away: Alias says to what, and until when it works.
+	Ended  bool
+	Reason idletrack.Reason
+	Until  int64
+	Alias  Alias
+	// Resync: notices may have been lost (the connection to the store
+	// broke and is back). Zone and ID are empty.
+	Resync bool
 }
 
 // Alias is a rotated-away cookie value of a session.
