@@ -185,13 +185,23 @@ func (a *App) Users(t testing.TB) map[string]AppUser {
 type Agent struct {
 	c *Client
 
-	mu  sync.Mutex
-	jar map[string]string
+	mu   sync.Mutex
+	jar  map[string]string
+	sent map[*Response]time.Time
 }
 
 // NewAgent returns an Agent with an empty jar.
 func NewAgent(base string) *Agent {
-	return &Agent{c: NewClient(base), jar: map[string]string{}}
+	return &Agent{c: NewClient(base), jar: map[string]string{}, sent: map[*Response]time.Time{}}
+}
+
+// Sent is when the request that r answers was sent. idlegate counts
+// activity when a request arrives, so a slow response (Django hashing the
+// password at login on a loaded machine) must not shift the expected times.
+func (a *Agent) Sent(r *Response) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent[r]
 }
 
 // Cookie is the jar's value of name ("" when absent).
@@ -266,6 +276,7 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 	for _, o := range opts {
 		o(req)
 	}
+	sent := time.Now()
 	resp, err := a.c.HC.Do(req)
 	if err != nil {
 		return nil, err
@@ -276,6 +287,9 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 		return nil, err
 	}
 	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: time.Now()}
+	a.mu.Lock()
+	a.sent[r] = sent
+	a.mu.Unlock()
 	if keep {
 		a.store(r)
 	}
