@@ -24,6 +24,7 @@ import (
 type observer struct {
 	caddyhttp.ResponseWriterWrapper
 	h        *Handler
+	req      *http.Request
 	now      int64
 	session  idletrack.ID // the request's session, when active
 	active   bool
@@ -87,13 +88,16 @@ func (o *observer) process(code int) {
 			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.String("why", why), zap.Error(err))
 		}
 		ended = true
-		h.addClearCookies(hdr, nil)
+		h.addClearCookies(hdr, o.req)
 	}
 	if o.active {
 		switch {
 		case o.logout && code >= 200 && code < 400:
 			endSession("logout request")
-		case hasCookie && sc.Deleted:
+		case hasCookie && sc.Deleted && !o.stale():
+			// (A response to a rotated-away value deleting it, e.g. Django
+			// answering a request that raced a login, says nothing about
+			// the session's current value.)
 			endSession("upstream deleted the cookie")
 		}
 	}
@@ -121,14 +125,37 @@ func (o *observer) process(code int) {
 func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
 	h, z := o.h, o.h.zone
 	if o.active && !ended && id != o.session {
-		cur, _ := z.Tracker().Get(o.session)
-		if cur.User != "" && (!userSet || user == "") {
+		cur, live := z.Tracker().Get(o.session)
+		if !live {
+			// Rotated by a parallel request of the same page since this one
+			// was checked (Laravel re-encrypts on every response): follow
+			// the session to its current value.
+			cur, live = o.follow()
+		}
+		named := user
+		if !userSet {
+			named = ""
+		}
+		switch {
+		case !live:
+		case o.stale() && id == o.requestID():
+			// The upstream re-sent the rotated-away value the request
+			// carried: nothing new about the session.
+			return
+		case o.stale() && cur.User != "" && named == "":
+			// The request raced a rotation with the old value, and the
+			// upstream no longer knew that value: it answered with a fresh
+			// anonymous session (PHP's strict mode, Laravel). A session of
+			// its own; the signed-in one goes on untouched.
+			o.active = false
+		case cur.User != "" && named == "":
 			// The user was cleared as the ID changed: a logout.
 			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
 			}
+			h.addClearCookies(o.Header(), o.req)
 			o.active = false
-		} else {
+		default:
 			if _, ok, err := z.Rotate(o.session, id, o.now); err != nil {
 				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
 			} else if ok {
@@ -156,6 +183,29 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
 		}
 	}
+}
+
+// follow moves o.session to the session's current value after a parallel
+// rotation, and reports the session (false if it is no longer live).
+func (o *observer) follow() (idletrack.Session, bool) {
+	v := o.h.zone.Check(o.req.Context(), o.session, o.now, false)
+	if v.Status != idletrack.StatusActive {
+		return idletrack.Session{}, false
+	}
+	o.session = v.ID
+	return o.h.zone.Tracker().Get(v.ID)
+}
+
+// requestID is the ID of the cookie value the request carried.
+func (o *observer) requestID() idletrack.ID {
+	id, _ := o.h.sessionID(o.req)
+	return id
+}
+
+// stale reports whether the request carried a rotated-away value of its
+// session (one still inside rotation_grace) rather than the current one.
+func (o *observer) stale() bool {
+	return o.active && o.requestID() != o.session
 }
 
 // cleanUser accepts a user header value: valid UTF-8, no control characters,

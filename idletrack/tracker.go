@@ -73,6 +73,7 @@ type shard struct {
 	mu    sync.Mutex
 	live  map[ID]*entry
 	alias map[ID]alias
+	back  map[ID][]ID // live session -> its rotated-away values still inside their grace
 	tomb  map[ID]tomb
 	dirty []ID
 	_     [32]byte // keep neighbouring shard locks off one cache line
@@ -107,6 +108,7 @@ func NewTracker(zone string, p Policy) *Tracker {
 	for i := range t.shards {
 		t.shards[i].live = make(map[ID]*entry)
 		t.shards[i].alias = make(map[ID]alias)
+		t.shards[i].back = make(map[ID][]ID)
 		t.shards[i].tomb = make(map[ID]tomb)
 	}
 	t.policy.Store(&p)
@@ -236,6 +238,7 @@ func (t *Tracker) promoteLocked(sh *shard, e *entry) {
 // silently.
 func (t *Tracker) endLocked(sh *shard, e *entry, p *Policy, why Reason, at int64) *End {
 	delete(sh.live, e.ID)
+	delete(sh.back, e.ID)
 	if e.flags&fProbation != 0 {
 		t.probation.Add(-1)
 		return nil
@@ -431,7 +434,39 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 	nsh.mu.Unlock()
 	at, _ := r.Session.Deadline(p)
 	t.dl.push(at, id)
+	t.repoint(old, id, now)
 	return r, true
+}
+
+// repoint makes the values rotated away from old before, and still inside
+// their grace, point straight at id, as old itself now does. A session that
+// rotates on every response (Laravel without laravel_key: each response
+// re-encrypts the cookie) so never builds an alias chain longer than one
+// hop, however many parallel requests rotate it within one grace.
+func (t *Tracker) repoint(old, id ID, now int64) {
+	osh := t.shard(old)
+	osh.mu.Lock()
+	prev := osh.back[old]
+	delete(osh.back, old)
+	osh.mu.Unlock()
+	kept := make([]ID, 0, len(prev)+1)
+	for _, a := range prev {
+		ash := t.shard(a)
+		ash.mu.Lock()
+		if al, ok := ash.alias[a]; ok && al.target == old && now < al.graceUntil {
+			al.target = id
+			ash.alias[a] = al
+			kept = append(kept, a)
+		}
+		ash.mu.Unlock()
+	}
+	kept = append(kept, old)
+	nsh := t.shard(id)
+	nsh.mu.Lock()
+	if _, live := nsh.live[id]; live { // else rotated on or ended meanwhile: chains stay short
+		nsh.back[id] = append(nsh.back[id], kept...)
+	}
+	nsh.mu.Unlock()
 }
 
 // End ends a live session for reason at now, exactly once: a second call, or

@@ -269,6 +269,39 @@ func TestChainedRotationsResolve(t *testing.T) {
 	}
 }
 
+// A session that rotates on every response (Laravel without laravel_key)
+// rotates many times within one grace; every value handed out in that
+// grace must still reach the session, however long the history.
+func TestManyRotationsWithinGraceAllResolve(t *testing.T) {
+	c := newClock()
+	tr, k := newTestTracker(testPolicy())
+	const n = 3 * maxAliasHops
+	ids := make([]ID, n+1)
+	for i := range ids {
+		ids[i] = idOf(k, fmt.Sprintf("v%d", i))
+	}
+	tr.Start(ids[0], c.now(), "42")
+	for i := 1; i <= n; i++ {
+		c.advance(100 * time.Millisecond)
+		if _, ok := tr.Rotate(ids[i-1], ids[i], c.now()); !ok {
+			t.Fatalf("rotation %d refused", i)
+		}
+	}
+	for i, id := range ids {
+		if v := tr.Request(id, c.now(), false); v.Status != StatusActive || v.ID != ids[n] {
+			t.Fatalf("value %d of %d: %+v, want active as the newest value", i, n, v)
+		}
+	}
+	// Past the grace of them all, every old value is refused.
+	c.advance(tr.Policy().RotationGrace)
+	tr.Request(ids[n], c.now(), true)
+	for i, id := range ids[:n] {
+		if v := tr.Request(id, c.now(), false); v.Status != StatusRotated {
+			t.Fatalf("value %d after the grace: %+v, want rotated", i, v)
+		}
+	}
+}
+
 func TestEndIsExactlyOnceAndRemembered(t *testing.T) {
 	c := newClock()
 	tr, k := newTestTracker(testPolicy())
