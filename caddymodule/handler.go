@@ -451,7 +451,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	id, hasSession := h.sessionID(r)
-	o := &observer{h: h, req: r, now: now}
+	o := &observer{h: h, req: r, now: now, reqID: id}
 	if hasSession {
 		passive, err := false, error(nil)
 		if len(h.passive) > 0 { // an empty MatcherSets matches everything

@@ -26,6 +26,7 @@ type observer struct {
 	h        *Handler
 	req      *http.Request
 	now      int64
+	reqID    idletrack.ID // the ID of the cookie value the request carried
 	session  idletrack.ID // the request's session, when active
 	active   bool
 	deadline int64
@@ -138,7 +139,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 		}
 		switch {
 		case !live:
-		case o.stale() && id == o.requestID():
+		case o.stale() && id == o.reqID:
 			// The upstream re-sent the rotated-away value the request
 			// carried: nothing new about the session.
 			return
@@ -196,16 +197,10 @@ func (o *observer) follow() (idletrack.Session, bool) {
 	return o.h.zone.Tracker().Get(v.ID)
 }
 
-// requestID is the ID of the cookie value the request carried.
-func (o *observer) requestID() idletrack.ID {
-	id, _ := o.h.sessionID(o.req)
-	return id
-}
-
 // stale reports whether the request carried a rotated-away value of its
 // session (one still inside rotation_grace) rather than the current one.
 func (o *observer) stale() bool {
-	return o.active && o.requestID() != o.session
+	return o.active && o.reqID != o.session
 }
 
 // cleanUser accepts a user header value: valid UTF-8, no control characters,
