@@ -462,7 +462,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		v := h.zone.Check(r.Context(), id, now, !passive)
 		switch v.Status {
 		case idletrack.StatusActive:
-			o.session, o.active, o.deadline = v.ID, true, v.Deadline
+			o.session, o.active, o.deadline, o.user = v.ID, true, v.Deadline, v.User
+			if h.UserHeader != "" {
+				// Only with users can a racing answer look like a logout
+				// (observer.cookieSet); count the session's requests in
+				// flight so it can tell.
+				h.zone.Tracker().InFlight(v.ID, 1)
+				defer func() { h.zone.Tracker().InFlight(o.session, -1) }()
+			}
 			if len(h.logout) > 0 {
 				if o.logout, err = h.logout.AnyMatchWithError(r); err != nil {
 					return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -28,6 +28,7 @@ type observer struct {
 	now      int64
 	reqID    idletrack.ID // the ID of the cookie value the request carried
 	session  idletrack.ID // the request's session, when active
+	user     string       // the session's user when the request was checked
 	active   bool
 	deadline int64
 	logout   bool // the request matches a logout matcher
@@ -143,11 +144,26 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			// The upstream re-sent the rotated-away value the request
 			// carried: nothing new about the session.
 			return
+		case o.stale() && cur.User != o.user && named != cur.User:
+			// The session changed users while this request, which still
+			// carried a rotated-away value, was being served, and the answer
+			// is about the old user: the upstream answered for the old
+			// value's session, which it kept (Laravel's regenerate() does
+			// not destroy it). Nothing about the current session; should
+			// the browser keep this value, its next request adopts it.
+			return
 		case o.stale() && cur.User != "" && named == "":
 			// The request raced a rotation with the old value, and the
 			// upstream no longer knew that value: it answered with a fresh
 			// anonymous session (PHP's strict mode, Laravel). A session of
 			// its own; the signed-in one goes on untouched.
+			o.active = false
+		case cur.User != "" && named == "" && z.Tracker().InFlight(o.session, 0) > 1:
+			// Another request of the session is still being served — a
+			// login regenerating the ID, typically — and the upstream
+			// answered this one with a fresh anonymous session because it
+			// had already dropped the old value (PHP's strict mode, Laravel).
+			// A session of its own; the signed-in one is not ended by a race.
 			o.active = false
 		case cur.User != "" && named == "":
 			// The user was cleared as the ID changed: a logout.

@@ -28,6 +28,7 @@ type Verdict struct {
 	Status   Status
 	ID       ID     // the session the request belongs to (an alias resolves to its target)
 	Deadline int64  // when the session expires if nothing else happens (StatusActive)
+	User     string // the session's user when the request was seen (StatusActive)
 	Reason   Reason // why it ended (StatusEnded)
 	// Ended is set when this very request found the session past its
 	// deadline: the tracker has ended it and the caller must persist the end.
@@ -82,6 +83,7 @@ type shard struct {
 type entry struct {
 	Session
 	storedReq uint32 // Requests as last written to the store
+	inflight  int32  // requests of the session being served now (InFlight)
 	flags     uint8
 }
 
@@ -210,7 +212,7 @@ func (t *Tracker) touchLocked(sh *shard, e *entry, p *Policy, now int64, activit
 		t.markDirtyLocked(sh, e)
 		at, _ = e.Deadline(p)
 	}
-	return Verdict{Status: StatusActive, ID: e.ID, Deadline: at}
+	return Verdict{Status: StatusActive, ID: e.ID, Deadline: at, User: e.User}
 }
 
 func (t *Tracker) markDirtyLocked(sh *shard, e *entry) {
@@ -427,6 +429,7 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 	// the old value after the copy still count.
 	moved.LastActivity = max(moved.LastActivity, cur.LastActivity)
 	moved.Requests = max(moved.Requests, cur.Requests)
+	moved.inflight += cur.inflight
 	if moved.flags&fProbation != 0 {
 		t.promoteLocked(nsh, moved) // the upstream recognised the session
 	}
@@ -653,4 +656,30 @@ func (t *Tracker) Each(fn func(Session) bool) {
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// InFlight adds delta to the number of requests of session id that are being
+// served (following rotation aliases) and returns the new count; delta 0
+// just reads it. A response that clears the user while other requests of the
+// same session are in flight is most likely one of them racing a login (the
+// app answered a request that still carried the old value with a fresh
+// anonymous session), not a logout.
+func (t *Tracker) InFlight(id ID, delta int32) int32 {
+	for range maxAliasHops {
+		sh := t.shard(id)
+		sh.mu.Lock()
+		if e, ok := sh.live[id]; ok {
+			e.inflight = max(0, e.inflight+delta)
+			n := e.inflight
+			sh.mu.Unlock()
+			return n
+		}
+		a, ok := sh.alias[id]
+		sh.mu.Unlock()
+		if !ok {
+			return 0
+		}
+		id = a.target
+	}
+	return 0
 }

@@ -546,3 +546,26 @@ func TestConcurrentRequestsAndSweeps(t *testing.T) {
 		t.Fatalf("the 500 untouched sessions must end, %d did", len(ended))
 	}
 }
+
+func TestInFlightFollowsRotation(t *testing.T) {
+	c := newClock()
+	tr, k := newTestTracker(testPolicy())
+	old, nu := idOf(k, "old"), idOf(k, "new")
+	tr.Start(old, c.now(), "42")
+	tr.InFlight(old, 1) // the login
+	tr.InFlight(old, 1) // a parallel request of the page
+	if n := tr.InFlight(old, 0); n != 2 {
+		t.Fatalf("in flight %d, want 2", n)
+	}
+	tr.Rotate(old, nu, c.now())
+	if n := tr.InFlight(nu, 0); n != 2 {
+		t.Fatalf("a rotation must carry the requests in flight: %d", n)
+	}
+	tr.InFlight(old, -1) // the parallel request ends, still naming the old value
+	if n := tr.InFlight(nu, -1); n != 0 {
+		t.Fatalf("after both ended: %d", n)
+	}
+	if n := tr.InFlight(nu, -1); n != 0 {
+		t.Fatal("the count never goes below zero")
+	}
+}

@@ -305,7 +305,21 @@ func TestMultiRedisRestart(t *testing.T) {
 	r.Start()
 	t.Logf("Redis back after %s", time.Since(down).Round(time.Millisecond))
 	// The quiet session's end, decided during the outage, is delivered once.
-	evs := f.Recv.WaitEvents(t, 1, 20*time.Second)
+	// Meanwhile the active session stays active on its instance: the wait
+	// may well be longer than idle.
+	var evs []Event
+	Eventually(t, 20*time.Second, 500*time.Millisecond, func() error {
+		if st := f.get(0, active); st != http.StatusOK {
+			t.Errorf("active session refused on its instance after Redis returned: %d", st)
+		}
+		if st := f.get(2, fresh); st != http.StatusOK {
+			t.Errorf("session started during the outage refused on its instance after Redis returned: %d", st)
+		}
+		if evs = f.Recv.Events(); len(evs) == 0 {
+			return fmt.Errorf("no webhook yet")
+		}
+		return nil
+	})
 	checkEnded(t, evs[0], quiet, "51", "idle")
 	// The active session is active for every instance once they have
 	// caught up (its activity was only in instance 0's memory).
