@@ -48,9 +48,13 @@ type recorder struct {
 	recovered int
 }
 
-func (r *recorder) SessionEnded(e idletrack.End) { r.mu.Lock(); r.ended = append(r.ended, e); r.mu.Unlock() }
-func (r *recorder) StoreError(string, error)     { r.mu.Lock(); r.errs++; r.mu.Unlock() }
-func (r *recorder) StoreRecovered()              { r.mu.Lock(); r.recovered++; r.mu.Unlock() }
+func (r *recorder) SessionEnded(e idletrack.End) {
+	r.mu.Lock()
+	r.ended = append(r.ended, e)
+	r.mu.Unlock()
+}
+func (r *recorder) StoreError(string, error) { r.mu.Lock(); r.errs++; r.mu.Unlock() }
+func (r *recorder) StoreRecovered()          { r.mu.Lock(); r.recovered++; r.mu.Unlock() }
 func (r *recorder) ends() []idletrack.End {
 	r.mu.Lock()
 	defer r.mu.Unlock()
