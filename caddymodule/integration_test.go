@@ -33,9 +33,9 @@ type fakeClock struct {
 
 func useFakeClock(t *testing.T) *fakeClock {
 	c := &fakeClock{t: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
-	old := now
-	now = c.now
-	t.Cleanup(func() { now = old })
+	f := c.now
+	clock.Store(&f)
+	t.Cleanup(func() { clock.Store(nil) })
 	return c
 }
 

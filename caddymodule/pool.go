@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,9 +22,18 @@ import (
 // file is opened once per process.
 var engines = caddy.NewUsagePool()
 
-// now is the clock of every engine, a variable so in-process tests can move
-// time instead of waiting for it.
-var now = time.Now
+// clock, when set, replaces time.Now for every engine and delivery worker,
+// so in-process tests move time instead of waiting for it. It is atomic:
+// engines of a previous config may still be running when a test swaps it.
+var clock atomic.Pointer[func() time.Time]
+
+// now is the time of every engine's clock.
+func now() time.Time {
+	if f := clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
 
 // sharedEngine is a store with its engine and webhook worker.
 type sharedEngine struct {
