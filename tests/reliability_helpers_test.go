@@ -5,6 +5,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/json"
 	"math"
 	"net/http"
 	"os"
@@ -110,3 +111,5 @@ func procRSS(pid int) (int64, bool) {
 	}
 	return 0, false
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
