@@ -69,6 +69,25 @@ type crashRun struct {
 	vmu     sync.Mutex
 	viol    []string
 	reqs    atomic.Int64
+	kmu     sync.Mutex
+	kills   []time.Time // when each SIGKILL was sent
+	ups     []time.Time // when each restart was confirmed
+}
+
+// lastKill describes the crash nearest before at, for violation messages.
+func (r *crashRun) lastKill(at time.Time) string {
+	r.kmu.Lock()
+	defer r.kmu.Unlock()
+	for i := len(r.kills) - 1; i >= 0; i-- {
+		if r.kills[i].Before(at) {
+			up := "not yet up"
+			if i < len(r.ups) {
+				up = fmt.Sprintf("up again %s later", r.ups[i].Sub(r.kills[i]).Round(time.Millisecond))
+			}
+			return fmt.Sprintf("kill #%d %s earlier, %s", i+1, at.Sub(r.kills[i]).Round(time.Millisecond), up)
+		}
+	}
+	return "no kill before"
 }
 
 func (r *crashRun) violation(format string, args ...any) {
@@ -112,6 +131,9 @@ func TestReliabilityCrashLoop(t *testing.T) {
 		// Load runs for a random 0.5-2.5 s, then the crash lands at
 		// whatever moment that is: mid-request, mid-commit, mid-delivery.
 		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+		run.kmu.Lock()
+		run.kills = append(run.kills, time.Now())
+		run.kmu.Unlock()
 		s.Caddy.Kill()
 		if rng.IntN(3) == 0 {
 			// Sometimes stay down a while, so some sessions expire while
@@ -119,6 +141,9 @@ func TestReliabilityCrashLoop(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		}
 		s.Caddy.Restart()
+		run.kmu.Lock()
+		run.ups = append(run.ups, time.Now())
+		run.kmu.Unlock()
 		survived = i + 1
 	}
 	run.stop.Store(true)
@@ -370,8 +395,8 @@ func (r *crashRun) refused(cs *crashSession, sent time.Time) {
 		}
 	}
 	if lost > crashFlush+crashSlack {
-		r.violation("user %s refused %s after its last answered request: lost %s of activity, more than one flush interval (%s)",
-			cs.user, sent.Sub(last).Round(time.Millisecond), lost.Round(time.Millisecond), crashFlush)
+		r.violation("user %s refused %s after its last answered request: lost %s of activity, more than one flush interval (%s); %s",
+			cs.user, sent.Sub(last).Round(time.Millisecond), lost.Round(time.Millisecond), crashFlush, r.lastKill(sent))
 	}
 }
 
