@@ -35,7 +35,7 @@ func TestReliabilityReceiverOutage(t *testing.T) {
 		slow        = pick(2*time.Second, 20*time.Second)
 		failing     = pick(2*time.Second, 20*time.Second)
 		maxAttempts = pick(40, 200) // covers the outage window at the scaled backoff
-		deadMax     = 4    // the dead-letter zone does
+		deadMax     = 4             // the dead-letter zone does
 		timeout     = 300 * time.Millisecond
 	)
 	st, err := storage.OpenBolt(filepath.Join(t.TempDir(), "sessions.db"), storage.BoltOptions{})
