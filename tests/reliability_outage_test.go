@@ -172,8 +172,8 @@ func TestReliabilityReceiverOutage(t *testing.T) {
 	})
 
 	// 5. Attempts run out: dead letters, and only then.
+	recv.Fail(http.StatusInternalServerError, "") // before queueing: none may slip through
 	deadIDs := queue("dead", 10)
-	recv.Fail(http.StatusInternalServerError, "")
 	Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
 		dl, err := st.DeadLetters(context.Background(), 100)
 		if err != nil {
