@@ -59,7 +59,7 @@ func TestReliabilityNoRawSessionValues(t *testing.T) {
 	s.status(active)
 	s.C.Post(t, "/logout", WithCookie(UpstreamCookie, loggedOut))
 	s.C.Get(t, "/", WithCookie(UpstreamCookie, loggedOut)) // a refused replay
-	s.Recv.Fail(http.StatusInternalServerError, "")       // a failed attempt: LastError, a log line
+	s.Recv.Fail(http.StatusInternalServerError, "")        // a failed attempt: LastError, a log line
 	Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
 		s.page(active)
 		if st := s.status(expiring); st.Active {

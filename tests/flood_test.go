@@ -67,7 +67,7 @@ func TestReliabilityFlood(t *testing.T) {
 		realUsers   = 20
 		flooders    = 4
 	)
-	phase := pick(5*time.Second, 20*time.Second) // of each load, split into rounds
+	phase := pick(5*time.Second, 20*time.Second)    // of each load, split into rounds
 	floodTarget := pick(int64(0), int64(2_000_000)) // long form: run until this many values
 	up := NewUpstream(t)
 	port := strconv.Itoa(FreePort(t))
