@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -219,15 +220,17 @@ func (o *observer) stale() bool {
 	return o.active && o.reqID != o.session
 }
 
-// cleanUser accepts a user header value: valid UTF-8, no control characters,
-// at most maxUser bytes. Anything else is ignored.
+// cleanUser accepts a user header value: valid UTF-8, no control characters
+// (C0, DEL and C1: U+0085 breaks lines, U+009B starts terminal escapes) and
+// no line or paragraph separators, at most maxUser bytes. Anything else is
+// ignored.
 func cleanUser(v string) (string, bool) {
 	v = strings.TrimSpace(v)
 	if len(v) > maxUser || !utf8.ValidString(v) {
 		return "", false
 	}
 	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return "", false
 		}
 	}

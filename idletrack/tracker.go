@@ -281,7 +281,44 @@ func (t *Tracker) Adopt(id ID, now int64) Verdict {
 	sh.mu.Unlock()
 	t.dl.push(at, id)
 	t.admitProbation(id, p)
+	if t.dl.len() > 2*t.Len()+deadlineSlack {
+		t.compactDeadlines(p)
+	}
 	return Verdict{Status: StatusActive, ID: id, Deadline: at}
+}
+
+// deadlineSlack is how many stale entries the deadline index may hold
+// beyond twice the live sessions before it is rebuilt.
+const deadlineSlack = 4096
+
+// compactDeadlines rebuilds the deadline index from the live sessions.
+// Values evicted from the probation pool leave their entries behind until
+// their deadline; under a flood of invented values that is rate × idle
+// entries. Rebuilding once the index holds more than twice the live
+// sessions keeps it O(live) at an amortised O(1) per adoption. The index
+// lock is held throughout, so no concurrent push is lost (no path takes
+// the index lock while holding a shard lock).
+func (t *Tracker) compactDeadlines(p *Policy) {
+	d := &t.dl
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.items) <= 2*t.Len()+deadlineSlack {
+		return // compacted concurrently
+	}
+	items := make([]deadline, 0, t.Len()+deadlineSlack)
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for id, e := range sh.live {
+			at, _ := e.Deadline(p)
+			items = append(items, deadline{at, id})
+		}
+		sh.mu.Unlock()
+	}
+	d.items = items
+	for i := len(items)/2 - 1; i >= 0; i-- {
+		d.down(i)
+	}
 }
 
 func (t *Tracker) admitProbation(id ID, p *Policy) {

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -106,6 +108,9 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 			"another Caddy is probably running with the same data directory; stop it, or give this one its own file with `store bolt <path>`",
 			path, o.LockTimeout)
 	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return nil, notWritable(path, err)
+	}
 	if err != nil {
 		return nil, damaged(path, err)
 	}
@@ -114,7 +119,40 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 		db.Close()
 		return nil, damaged(path, err)
 	}
+	if err := s.check(); err != nil {
+		db.Close()
+		return nil, damaged(path, err)
+	}
 	return s, nil
+}
+
+// check walks every page once (bbolt's consistency check). bbolt trusts
+// its pages: a damaged branch or leaf page is otherwise found only when a
+// read reaches it, as a panic — in Provision, or later on the engine's
+// goroutine, where it takes Caddy down in a crash loop. The walk costs
+// about as much as loading the sessions, once per process.
+func (s *Bolt) check() error {
+	var first error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() { // drain: Check's goroutine sends every error
+			if first == nil {
+				first = err
+			}
+		}
+		return nil
+	})
+	if first != nil {
+		return fmt.Errorf("consistency check: %w", first)
+	}
+	return err
+}
+
+// notWritable is the error for a file idlegate may not write. It is not
+// damage: moving the file aside would forget every session for nothing.
+func notWritable(path string, err error) error {
+	return fmt.Errorf("idlegate store: %s is not writable: %w; idlegate keeps sessions, tombstones, queued webhooks and "+
+		"its HMAC key there: make the file and its directory writable by the user Caddy runs as "+
+		"(check owner and mode, `chattr -i`, a read-only mount), or choose another file with `store bolt <path>`", path, err)
 }
 
 func damaged(path string, err error) error {

@@ -1,12 +1,17 @@
 package storage_test
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/storage"
 	"github.com/idlegate/idlegate/storage/storetest"
 )
@@ -92,4 +97,94 @@ func TestBoltDamagedFileIsNotSilentlyReset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A file idlegate may not write is not damage: the error says to make it
+// writable, not to move it aside (which would forget every session).
+func TestBoltReadOnlyFileGivesClearError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// As root, chmod does not stop writes; the immutable flag does.
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+			t.Skipf("chattr +i: %v %s", err, out)
+		}
+		defer exec.Command("chattr", "-i", path).Run()
+	} else if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	_, err = storage.OpenBolt(path, storage.BoltOptions{LockTimeout: time.Second})
+	if err == nil {
+		t.Fatal("a read-only file must not open")
+	}
+	for _, want := range []string{path, "not writable", "chattr -i"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q must mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "move the file aside") {
+		t.Errorf("a read-only file is not damaged; moving it aside would lose every session: %v", err)
+	}
+}
+
+// A file whose meta pages are fine but one of its other pages is damaged
+// (a bad disk block, a torn copy) must not open and then panic when a read
+// reaches the page: every damaged page is found at open, with the same
+// clear error, or is a free page that nothing reads.
+func TestBoltDamagedPageIsFoundAtOpen(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "sessions.db")
+	st, err := storage.OpenBolt(src, storage.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b storage.Batch
+	for i := range 2000 {
+		var id idletrack.ID
+		copy(id[:], fmt.Sprintf("%016d", i))
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{
+			Session: idletrack.Session{ID: id, User: "u", StartedAt: 1, LastActivity: 2, Requests: 1}}})
+	}
+	if _, err := st.Apply(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	clean, _ := os.ReadFile(src)
+	const page = 4096
+	refused := 0
+	for seed := range uint64(40) {
+		data := append([]byte(nil), clean...)
+		r := rand.New(rand.NewPCG(seed, 7))
+		pg := 2 + r.IntN(len(data)/page-2) // past the two meta pages
+		for i := range page {
+			data[pg*page+i] = byte(r.IntN(256))
+		}
+		path := filepath.Join(t.TempDir(), "sessions.db")
+		os.WriteFile(path, data, 0o600)
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("seed %d, page %d: a read panicked after a clean open: %v", seed, pg, p)
+				}
+			}()
+			st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: time.Second})
+			if err != nil {
+				if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move the file aside") {
+					t.Errorf("seed %d: error must name the file and the recovery step: %v", seed, err)
+				}
+				refused++
+				return
+			}
+			defer st.Close()
+			st.Load(context.Background(), "z", func(idletrack.Session) {}, func(storage.Alias) {})
+			st.Due(context.Background(), 1<<62, 100, nil)
+		}()
+	}
+	if refused == 0 {
+		t.Fatal("no damaged page was found at open")
+	}
+	t.Logf("%d of 40 damaged files refused at open; the others opened and were read without a panic (damage on a free page or in values, which decode to errors)", refused)
 }

@@ -204,6 +204,11 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		case <-req.Context().Done():
 		case <-release:
 		}
+		// Hang up without an answer: returning would send an implicit
+		// 200, a success for an attempt this Receiver did not count.
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
 	case modeGarbage:
 		conn, buf, err := http.NewResponseController(w).Hijack()
 		if err != nil {
