@@ -430,7 +430,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	id, hasSession := h.sessionID(r)
-	o := &observer{h: h, now: now}
+	o := getObserver(h, now)
+	defer putObserver(o)
 	if hasSession {
 		passive, err := false, error(nil)
 		if len(h.passive) > 0 { // an empty MatcherSets matches everything
