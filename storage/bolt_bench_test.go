@@ -34,14 +34,12 @@ func benchSessions() int {
 
 const benchZone = "sessionid"
 
-// seeded opens a store holding n sessions and returns their IDs.
-func seeded(b *testing.B, n int, at int64) (*storage.Bolt, []idletrack.ID) {
-	b.Helper()
-	st, err := storage.OpenBolt(filepath.Join(b.TempDir(), "sessions.db"), storage.BoltOptions{})
+// seeded opens a store in dir holding n sessions and returns their IDs.
+func seeded(n int, at int64, dir string) (*storage.Bolt, []idletrack.ID) {
+	st, err := storage.OpenBolt(filepath.Join(dir, "sessions.db"), storage.BoltOptions{})
 	if err != nil {
-		b.Fatal(err)
+		panic(err)
 	}
-	b.Cleanup(func() { st.Close() })
 	k := idletrack.NewKeyer(st.Key())
 	ids := make([]idletrack.ID, n)
 	const batch = 100_000
@@ -56,7 +54,7 @@ func seeded(b *testing.B, n int, at int64) (*storage.Bolt, []idletrack.ID) {
 		// inserts into one large transaction cost O(n²) memmove.
 		slices.SortFunc(w.Sessions, func(x, y storage.SessionWrite) int { return bytes.Compare(x.Session.ID[:], y.Session.ID[:]) })
 		if _, err := st.Apply(context.Background(), &w); err != nil {
-			b.Fatal(err)
+			panic(err)
 		}
 	}
 	return st, ids
@@ -68,7 +66,8 @@ func BenchmarkBoltFlush(b *testing.B) {
 	const changed = 10_000
 	n := benchSessions()
 	at := time.Now().UnixNano()
-	st, ids := seeded(b, n, at)
+	st, ids := seeded(n, at, b.TempDir())
+	defer st.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var w storage.Batch
@@ -91,7 +90,8 @@ func BenchmarkBoltEnd(b *testing.B) {
 	const per = 2_500
 	n := benchSessions()
 	at := time.Now().UnixNano()
-	st, ids := seeded(b, n+per*b.N, at)
+	st, ids := seeded(n+per*b.N, at, b.TempDir())
+	defer st.Close()
 	p := idletrack.DefaultPolicy()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -115,7 +115,8 @@ func BenchmarkBoltEnd(b *testing.B) {
 // BenchmarkBoltLoad reads every session of the store, as start-up does.
 func BenchmarkBoltLoad(b *testing.B) {
 	n := benchSessions()
-	st, _ := seeded(b, n, time.Now().UnixNano())
+	st, _ := seeded(n, time.Now().UnixNano(), b.TempDir())
+	defer st.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		count := 0
