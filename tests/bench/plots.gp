@@ -45,3 +45,11 @@ set ylabel "fraction of ends (cumulative)"
 set yrange [0:1]
 set xrange [0:*]
 plot run."/sweeplag.dat" using 1:($0+1)/n with lines lw 2 title "lag CDF"
+
+set output outdir."/churn.png"
+set title "bbolt file size under churn (sessions started, ended, delivered, purged each cycle)"
+set xlabel "cycle"
+set ylabel "file size (MiB)"
+set yrange [0:*]
+set xrange [*:*]
+plot run."/churn.dat" using 1:($2/1048576) with linespoints lw 2 title "sessions.db"

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +37,9 @@ type runConfig struct {
 // (coordinated omission corrected), so a stall counts for every request it
 // delayed.
 type runResult struct {
-	Requests int     `json:"requests"`
+	Requests int     `json:"requests"`                     // in the measured window
+	Total    int     `json:"total"`                        // with the warm-up
+	CPUus    float64 `json:"cpu_us_per_request,omitempty"` // the server process's CPU time (all threads) per request, when its PID is known
 	Errors   int     `json:"errors"`
 	Non200   int     `json:"non_200"`
 	RPS      float64 `json:"rps"`
@@ -55,6 +59,7 @@ func run(cfg runConfig) (runResult, error) {
 		lat       []uint32
 		nErr      atomic.Int64
 		non200    atomic.Int64
+		total     atomic.Int64
 		firstErr  error
 		start     = time.Now()
 		measureAt = start.Add(cfg.warmup)
@@ -132,6 +137,7 @@ func run(cfg runConfig) (runResult, error) {
 					conn.Close()
 					conn = nil
 				} else {
+					total.Add(1)
 					if status != 200 {
 						non200.Add(1)
 					}
@@ -164,6 +170,7 @@ func run(cfg runConfig) (runResult, error) {
 	pct := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
 	return runResult{
 		Requests: len(lat),
+		Total:    int(total.Load()),
 		Errors:   int(nErr.Load()),
 		Non200:   int(non200.Load()),
 		RPS:      float64(len(lat)) / cfg.duration.Seconds(),
@@ -247,6 +254,8 @@ func cmdCompare(args []string) error {
 	warm := fs.Duration("warmup", time.Second, "unmeasured warm-up per run")
 	aCookies := fs.String("a-cookies", "", "file of A's cookie values (from login); default synthetic values")
 	bCookies := fs.String("b-cookies", "", "file of B's cookie values (from login)")
+	aPID := fs.Int("a-pid", 0, "A's server process, for CPU time per request")
+	bPID := fs.Int("b-pid", 0, "B's server process")
 	latFrac := fs.Float64("latency-rate", 0.5, "phase 2 rate as a fraction of A's throughput; 0 skips phase 2")
 	fs.Parse(args)
 
@@ -295,11 +304,15 @@ func cmdCompare(args []string) error {
 				order = []string{"B", "A"}
 			}
 			for _, which := range order {
-				cfg, dst, name := a, &p.A, *aName
+				cfg, dst, name, pid := a, &p.A, *aName, *aPID
 				if which == "B" {
-					cfg, dst, name = b, &p.B, *bName
+					cfg, dst, name, pid = b, &p.B, *bName, *bPID
 				}
+				cpu0 := cpuTime(pid)
 				res, err := run(cfg)
+				if pid > 0 && res.Total > 0 {
+					res.CPUus = (cpuTime(pid) - cpu0) * 1e6 / float64(res.Total)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s round %d %s: %w", phase, r+1, name, err)
 				}
@@ -309,8 +322,14 @@ func cmdCompare(args []string) error {
 				*dst = res
 			}
 			p.Ratio = p.B.RPS / p.A.RPS
-			fmt.Fprintf(os.Stderr, "  %s round %d: %s %.0f req/s p99 %.0fµs | %s %.0f req/s p99 %.0fµs | ratio %.3f\n",
-				phase, r+1, *aName, p.A.RPS, p.A.P99, *bName, p.B.RPS, p.B.P99, p.Ratio)
+			cpu := func(us float64) string {
+				if us == 0 {
+					return ""
+				}
+				return fmt.Sprintf(" %.0f µs CPU/req", us)
+			}
+			fmt.Fprintf(os.Stderr, "  %s round %d: %s %.0f req/s%s | %s %.0f req/s%s | ratio %.3f\n",
+				phase, r+1, *aName, p.A.RPS, cpu(p.A.CPUus), *bName, p.B.RPS, cpu(p.B.CPUus), p.Ratio)
 			out = append(out, p)
 		}
 		return out, nil
@@ -327,14 +346,27 @@ func cmdCompare(args []string) error {
 	for i, p := range thr {
 		ratios[i], aRPS[i], bRPS[i] = p.Ratio, p.A.RPS, p.B.RPS
 	}
-	result := map[string]any{
+	result := map[string]any{}
+	if *aPID > 0 && *bPID > 0 {
+		// The servers' own CPU time per request, B over A: what B costs
+		// the machine per request. Less sensitive to the rest of the
+		// machine than requests/s, which also measures the scheduler.
+		cr := make([]float64, len(thr))
+		ac := make([]float64, len(thr))
+		bc := make([]float64, len(thr))
+		for i, p := range thr {
+			cr[i], ac[i], bc[i] = p.B.CPUus/p.A.CPUus, p.A.CPUus, p.B.CPUus
+		}
+		result["cpu_ratio"], result["a_cpu_us"], result["b_cpu_us"] = summary(cr), summary(ac), summary(bc)
+	}
+	maps.Copy(result, map[string]any{
 		"sessions": *sessions, "conns": *conns, "rounds": *rounds, "duration_s": dur.Seconds(),
 		"ratio":  summary(ratios),
 		"a_rps":  summary(aRPS),
 		"b_rps":  summary(bRPS),
 		"a_name": *aName, "b_name": *bName,
 		"throughput_rounds": thr,
-	}
+	})
 	if *latFrac > 0 {
 		// A and B run at the same time, each at half the rate, so that
 		// both see the same noise from the rest of the machine: their p99
@@ -377,6 +409,29 @@ func cmdCompare(args []string) error {
 	emit(result)
 	return nil
 }
+
+// cpuTime returns the user+system CPU seconds of process pid so far (all
+// its threads), from /proc/<pid>/stat; 0 without a pid.
+func cpuTime(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; count from its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on Linux.
+const clockTicks = 100
 
 type stats struct {
 	Min    float64 `json:"min"`
