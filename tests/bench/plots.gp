@@ -1,6 +1,7 @@
 # gnuplot -e "run='<run dir>'; outdir='<dir>'" tests/bench/plots.gp
 # The plots of BENCHMARKS.md, from the files tests/bench/run writes.
-# scale.dat columns: sessions, plain req/s, idle req/s, ratio median, min, max, RSS kB, start-up s
+# scale.dat columns: sessions, plain req/s, idle req/s, ratio median, min, max, RssAnon kB, start-up s,
+# CPU per request idle ÷ plain (median)
 
 set terminal pngcairo size 800,480 font "sans,11" noenhanced
 set grid
@@ -10,15 +11,16 @@ set format x "%.0s%c"
 set xlabel "sessions tracked"
 
 set output outdir."/throughput.png"
-set title "Requests/s vs sessions tracked (keep-alive, same Caddy process, alternating runs)"
+set title "Requests/s vs sessions tracked (keep-alive, alternating runs, one run)"
 set ylabel "requests/s (median of rounds)"
 set yrange [0:*]
-set y2label "ratio idle ÷ plain"
+set y2label "ratio"
 set y2range [0:1.2]
 set y2tics
 plot run."/scale.dat" using 1:2 with linespoints lw 2 title "plain reverse_proxy", \
      ""               using 1:3 with linespoints lw 2 title "idle_session + reverse_proxy", \
-     ""               using 1:4:5:6 axes x1y2 with yerrorlines dt 2 title "ratio (median, min–max)"
+     ""               using 1:4:5:6 axes x1y2 with yerrorlines dt 2 title "req/s ratio idle ÷ plain (median, min–max)", \
+     ""               using 1:(1/$9) axes x1y2 with linespoints dt 3 lw 2 title "CPU/request ratio plain ÷ idle (median)"
 
 unset y2label
 unset y2tics
