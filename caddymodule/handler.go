@@ -451,7 +451,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	id, hasSession := h.sessionID(r)
-	o := &observer{h: h, req: r, now: now, reqID: id}
+	o := getObserver(h, now)
+	defer putObserver(o) // registered first, so it runs after every other deferred use of o
+	o.req, o.reqID = r, id
 	if hasSession {
 		passive, err := false, error(nil)
 		if len(h.passive) > 0 { // an empty MatcherSets matches everything

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -35,6 +36,22 @@ type observer struct {
 	logout   bool // the request matches a logout matcher
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
+}
+
+// observers are pooled: a ResponseWriter may not be used after ServeHTTP
+// returns (net/http's contract), so the handler puts its observer back then,
+// and the request path of a known session allocates nothing.
+var observers = sync.Pool{New: func() any { return new(observer) }}
+
+func getObserver(h *Handler, now int64) *observer {
+	o := observers.Get().(*observer)
+	o.h, o.now = h, now
+	return o
+}
+
+func putObserver(o *observer) {
+	*o = observer{}
+	observers.Put(o)
 }
 
 func (o *observer) WriteHeader(code int) {

@@ -185,6 +185,11 @@ func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
 	}
 	z := &Zone{e: e, tracker: idletrack.NewTracker(cfg.Name, cfg.Policy)}
 	z.setConfig(cfg)
+	if c, ok := e.store.(sessionCounter); ok {
+		if n, err := c.Sessions(ctx, cfg.Name); err == nil {
+			z.tracker.Reserve(n)
+		}
+	}
 	now := e.Now()
 	err := e.store.Load(ctx, cfg.Name, z.tracker.Load, func(a storage.Alias) {
 		if now < a.GraceUntil {
@@ -196,6 +201,13 @@ func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
 	}
 	e.zones[cfg.Name] = z
 	return z, nil
+}
+
+// sessionCounter is implemented by stores that can count a zone's sessions
+// without reading them (storage.Bolt), so that Configure sizes the tracker
+// once instead of growing it through a million-session Load.
+type sessionCounter interface {
+	Sessions(ctx context.Context, zone string) (int, error)
 }
 
 // enqueue adds b to the next commit. With wait, it returns once the commit

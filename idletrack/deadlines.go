@@ -1,6 +1,9 @@
 package idletrack
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // deadlines is a lazy min-heap of session deadlines. An entry's time is never
 // later than the session's real deadline: activity only moves a deadline
@@ -27,6 +30,13 @@ func (d *deadlines) push(at int64, id ID) {
 func (d *deadlines) pushLocked(at int64, id ID) {
 	d.items = append(d.items, deadline{at, id})
 	d.up(len(d.items) - 1)
+}
+
+// reserve makes room for n more entries.
+func (d *deadlines) reserve(n int) {
+	d.mu.Lock()
+	d.items = slices.Grow(d.items, n)
+	d.mu.Unlock()
 }
 
 // popDue removes and returns the earliest entry if it is due at now.

@@ -117,6 +117,25 @@ func NewTracker(zone string, p Policy) *Tracker {
 	return t
 }
 
+// Reserve sizes the tracker for n sessions ahead of a bulk Load (start-up),
+// so loading a large store neither rehashes the maps nor regrows the
+// deadline index step by step. Only empty shards are resized.
+func (t *Tracker) Reserve(n int) {
+	if n <= 0 {
+		return
+	}
+	per := n/shardCount + n/(8*shardCount) + 1 // the shards fill unevenly
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		if len(sh.live) == 0 {
+			sh.live = make(map[ID]*entry, per)
+		}
+		sh.mu.Unlock()
+	}
+	t.dl.reserve(n)
+}
+
 // Zone returns the zone the tracker serves.
 func (t *Tracker) Zone() string { return t.zone }
 

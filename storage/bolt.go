@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +49,10 @@ type Bolt struct {
 	key     []byte
 	pending atomic.Int64
 	dead    atomic.Int64
+
+	rmu      sync.Mutex // guards rnext and rrunning
+	rnext    *removals  // Delivered calls waiting for the next commit
+	rrunning bool       // commitRemovals is running
 }
 
 // BoltOptions tune OpenBolt.
@@ -329,6 +334,19 @@ func deleteSession(z zoneBuckets, r record) error {
 		return err
 	}
 	return z.s.Delete(r.ID[:])
+}
+
+// Sessions returns how many sessions zone holds, cheaply: bbolt keeps a
+// count in every page header, so only the headers are read. The engine
+// sizes a new zone's tracker with it before Load.
+func (s *Bolt) Sessions(_ context.Context, zone string) (n int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if z, ok := getZone(tx, zone); ok {
+			n = z.s.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
 }
 
 // Load implements Store.
@@ -629,17 +647,64 @@ func (s *Bolt) Due(_ context.Context, now int64, limit int, skip func(string) bo
 	return out, err
 }
 
-// Delivered implements Outbox.
+// Delivered implements Outbox. Removals are group-committed: those that
+// arrive while a commit is in flight go into the next one together, so the
+// delivery worker's concurrent attempts share one fsync instead of queueing
+// for one each. Delivered still returns only once its removal is durable.
 func (s *Bolt) Delivered(_ context.Context, e Event) error {
-	var removed bool
-	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		removed, err = removeEvent(tx, e.ID)
-		return err
-	})
-	if err == nil && removed {
-		s.pending.Add(-1)
+	s.rmu.Lock()
+	if s.rnext == nil {
+		s.rnext = &removals{done: make(chan struct{})}
 	}
-	return err
+	g := s.rnext
+	g.ids = append(g.ids, e.ID)
+	if !s.rrunning {
+		s.rrunning = true
+		go s.commitRemovals()
+	}
+	s.rmu.Unlock()
+	<-g.done
+	return g.err
+}
+
+// removals is one group commit of Delivered.
+type removals struct {
+	ids  []string
+	done chan struct{}
+	err  error
+}
+
+// commitRemovals commits groups of removals until none is waiting.
+func (s *Bolt) commitRemovals() {
+	for {
+		s.rmu.Lock()
+		g := s.rnext
+		s.rnext = nil
+		if g == nil {
+			s.rrunning = false
+			s.rmu.Unlock()
+			return
+		}
+		s.rmu.Unlock()
+		n := 0
+		g.err = s.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			for _, id := range g.ids {
+				removed, err := removeEvent(tx, id)
+				if err != nil {
+					return err
+				}
+				if removed {
+					n++
+				}
+			}
+			return nil
+		})
+		if g.err == nil {
+			s.pending.Add(-int64(n))
+		}
+		close(g.done)
+	}
 }
 
 // Reschedule implements Outbox.

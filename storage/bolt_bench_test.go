@@ -1,0 +1,131 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/storage"
+)
+
+// Benchmarks of the bbolt store's side of the flush (activity of 10k
+// sessions in one transaction), of ending sessions (the sweep's commit:
+// session removed, tombstone and outbox event written) and of Load (the
+// start-up). Run with
+//
+//	go test -run '^$' -bench . -benchmem ./storage
+//
+// BENCH_SESSIONS (default 100000) sets the sessions in the store; the
+// figures in BENCHMARKS.md use 1000000.
+
+func benchSessions() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_SESSIONS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+const benchZone = "sessionid"
+
+// seeded opens a store in dir holding n sessions and returns their IDs.
+func seeded(n int, at int64, dir string) (*storage.Bolt, []idletrack.ID) {
+	st, err := storage.OpenBolt(filepath.Join(dir, "sessions.db"), storage.BoltOptions{})
+	if err != nil {
+		panic(err)
+	}
+	k := idletrack.NewKeyer(st.Key())
+	ids := make([]idletrack.ID, n)
+	const batch = 100_000
+	for lo := 0; lo < n; lo += batch {
+		var w storage.Batch
+		for i := lo; i < min(n, lo+batch); i++ {
+			ids[i] = k.ID(benchZone, fmt.Sprintf("k%031d", i))
+			s := idletrack.Session{ID: ids[i], User: strconv.Itoa(i%100_000 + 1), StartedAt: at, LoginAt: at, LastActivity: at, Requests: 1}
+			w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: benchZone, Change: idletrack.Change{Session: s, ReqDelta: 1}})
+		}
+		// Ascending keys: bbolt splits nodes only at commit, so random
+		// inserts into one large transaction cost O(n²) memmove.
+		slices.SortFunc(w.Sessions, func(x, y storage.SessionWrite) int { return bytes.Compare(x.Session.ID[:], y.Session.ID[:]) })
+		if _, err := st.Apply(context.Background(), &w); err != nil {
+			panic(err)
+		}
+	}
+	return st, ids
+}
+
+// BenchmarkBoltFlush is one activity flush: 10k sessions that were active in
+// the last second, among the sessions in the store, in one transaction.
+func BenchmarkBoltFlush(b *testing.B) {
+	const changed = 10_000
+	n := benchSessions()
+	at := time.Now().UnixNano()
+	st, ids := seeded(n, at, b.TempDir())
+	defer st.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var w storage.Batch
+		for j := range changed {
+			id := ids[(i*changed+j)%n]
+			s := idletrack.Session{ID: id, User: "42", StartedAt: at, LoginAt: at, LastActivity: at + int64(i+1), Requests: uint32(i + 2)}
+			w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: benchZone, Change: idletrack.Change{Session: s, ReqDelta: 1}})
+		}
+		if _, err := st.Apply(context.Background(), &w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changed), "ns/session")
+}
+
+// BenchmarkBoltEnd is the sweep's commit: 2,500 idle sessions ended in one
+// transaction (what one 250 ms sweep ends at 10k deadlines per second),
+// each with its tombstone and session.ended event.
+func BenchmarkBoltEnd(b *testing.B) {
+	const per = 2_500
+	n := benchSessions()
+	at := time.Now().UnixNano()
+	st, ids := seeded(n+per*b.N, at, b.TempDir())
+	defer st.Close()
+	p := idletrack.DefaultPolicy()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var w storage.Batch
+		for _, id := range ids[n+i*per : n+(i+1)*per] {
+			end := idletrack.End{Session: idletrack.Session{ID: id, User: "42", StartedAt: at, LoginAt: at, LastActivity: at},
+				Zone: benchZone, Reason: idletrack.ReasonIdle, EndedAt: at + int64(p.Idle)}
+			w.Ends = append(w.Ends, storage.EndWrite{End: end, Policy: p, TombstoneUntil: end.EndedAt + int64(p.RememberEnded),
+				Events: func(e idletrack.End) []storage.Event {
+					return []storage.Event{{ID: "msg_" + e.Session.ID.Short(), Zone: e.Zone, Type: "session.ended",
+						Body: make([]byte, 330), At: e.EndedAt, NextAt: e.EndedAt}}
+				}})
+		}
+		if _, err := st.Apply(context.Background(), &w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/end")
+}
+
+// BenchmarkBoltLoad reads every session of the store, as start-up does.
+func BenchmarkBoltLoad(b *testing.B) {
+	n := benchSessions()
+	st, _ := seeded(n, time.Now().UnixNano(), b.TempDir())
+	defer st.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		count := 0
+		if err := st.Load(context.Background(), benchZone, func(idletrack.Session) { count++ }, func(storage.Alias) {}); err != nil {
+			b.Fatal(err)
+		}
+		if count != n {
+			b.Fatalf("loaded %d", count)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/session")
+}
