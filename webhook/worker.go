@@ -150,6 +150,11 @@ type Worker struct {
 
 	mu       sync.Mutex
 	inflight map[string]struct{} // IDs being attempted
+	// settled holds the IDs whose outcome was stored during the current
+	// poll (by poll number). Due reads a snapshot that may predate that
+	// write, so without this an event just delivered could be sent again.
+	settled map[string]uint64
+	polls   uint64
 	parked   map[string]string   // ID → zone: due, but the zone has no target
 	parkedAt time.Time           // when parked was last emptied
 
@@ -185,6 +190,7 @@ func NewWorker(ob storage.Outbox, targets Targets, o Options) *Worker {
 		log:      o.Logger,
 		kick:     make(chan struct{}, 1),
 		inflight: make(map[string]struct{}),
+		settled:  make(map[string]uint64),
 		parked:   make(map[string]string),
 	}
 	if w.targets == nil {
@@ -253,6 +259,12 @@ func (w *Worker) Run(ctx context.Context) {
 // poll starts attempts for due events in the free slots.
 func (w *Worker) poll(ctx context.Context, wg *sync.WaitGroup) {
 	w.mu.Lock()
+	w.polls++
+	for id, n := range w.settled {
+		if n < w.polls { // stored before this poll began: no snapshot of it shows the event any more
+			delete(w.settled, id)
+		}
+	}
 	free := w.o.Concurrency - len(w.inflight)
 	w.mu.Unlock()
 	if free <= 0 {
@@ -306,6 +318,9 @@ func (w *Worker) skip(id string) bool {
 	if _, ok := w.inflight[id]; ok {
 		return true
 	}
+	if _, ok := w.settled[id]; ok {
+		return true
+	}
 	_, ok := w.parked[id]
 	return ok
 }
@@ -345,6 +360,7 @@ func (w *Worker) deliver(ctx context.Context, wg *sync.WaitGroup, e storage.Even
 	defer func() {
 		w.mu.Lock()
 		delete(w.inflight, e.ID)
+		w.settled[e.ID] = w.polls
 		w.mu.Unlock()
 		w.Kick() // a slot is free
 	}()

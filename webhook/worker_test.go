@@ -728,3 +728,81 @@ func TestLastError(t *testing.T) {
 		t.Errorf("lastError: %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }
+
+// racyOutbox reproduces a store whose Due reads a snapshot (a read
+// transaction) that began before a concurrent attempt's outcome was stored:
+// the Due call it is told to hold takes its snapshot, then waits until the
+// attempt has settled, and only then applies skip.
+type racyOutbox struct {
+	*memOutbox
+	hold    chan chan struct{} // a Due call receives from it: take the snapshot, then wait
+	settled func() bool
+	calls   atomic.Int32
+}
+
+func (s *racyOutbox) Due(ctx context.Context, now int64, limit int, skip func(string) bool) ([]storage.Event, error) {
+	s.calls.Add(1)
+	snap, err := s.memOutbox.Due(ctx, now, limit, nil)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case ack := <-s.hold:
+		for !s.settled() {
+			time.Sleep(time.Millisecond)
+		}
+		defer close(ack)
+	default:
+	}
+	var out []storage.Event
+	for _, e := range snap {
+		if skip == nil || !skip(e.ID) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func TestDeliveredEventIsNotResentFromAnOlderSnapshot(t *testing.T) {
+	c, r := newClock(), &recorder{}
+	release := make(chan struct{})
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			<-release // the first attempt is in flight while the next poll snapshots
+		}
+	})
+	ob := &racyOutbox{memOutbox: &memOutbox{}, hold: make(chan chan struct{}, 1)}
+	var w *Worker
+	ob.settled = func() bool {
+		if p, _, _ := ob.counts(); p != 0 {
+			return false
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.inflight) == 0
+	}
+	ob.add(event("msg_1", "z", c))
+	w = NewWorker(ob, targetsOf(map[string]Target{"z": {URL: rc.URL, Key: testKey}}).get, opts(c, r))
+	start(t, w)
+	eventually(t, "the first attempt", func() bool { return rc.n() == 1 })
+
+	ack := make(chan struct{})
+	ob.hold <- ack // the next poll snapshots msg_1 as pending...
+	w.Kick()
+	eventually(t, "the poll to take its snapshot", func() bool { return len(ob.hold) == 0 })
+	close(release) // ...then the delivery completes and is stored
+	<-ack
+	// Polls run one at a time: once a later one has called Due, the racing
+	// poll has dispatched whatever it was going to; then let that finish.
+	k := ob.calls.Load()
+	w.Kick()
+	eventually(t, "a later poll", func() bool { return ob.calls.Load() > k })
+	eventually(t, "attempts in flight to finish", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.inflight) == 0
+	})
+	if n := rc.n(); n != 1 {
+		t.Fatalf("msg_1 was sent %d times: a poll whose snapshot predates the stored delivery sent it again", n)
+	}
+}
