@@ -153,10 +153,10 @@ type Worker struct {
 	// settled holds the IDs whose outcome was stored during the current
 	// poll (by poll number). Due reads a snapshot that may predate that
 	// write, so without this an event just delivered could be sent again.
-	settled map[string]uint64
-	polls   uint64
-	parked   map[string]string   // ID → zone: due, but the zone has no target
-	parkedAt time.Time           // when parked was last emptied
+	settled  map[string]uint64
+	polls    uint64
+	parked   map[string]string // ID → zone: due, but the zone has no target
+	parkedAt time.Time         // when parked was last emptied
 
 	randMu sync.Mutex
 }
