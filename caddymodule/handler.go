@@ -464,7 +464,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		v := h.zone.Check(r.Context(), id, now, !passive)
 		switch v.Status {
 		case idletrack.StatusActive:
-			o.session, o.active, o.deadline, o.user = v.ID, true, v.Deadline, v.User
+			o.session, o.active, o.user = v.ID, true, v.User
 			if h.UserHeader != "" {
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in

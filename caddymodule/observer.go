@@ -32,7 +32,6 @@ type observer struct {
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	deadline int64
 	logout   bool // the request matches a logout matcher
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
