@@ -69,28 +69,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	textOpts := map[string]*string{
+		"cookie": &h.Cookie, "laravel_key": &h.LaravelKey, "name": &h.Name,
+		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
+	}
 	for d.NextBlock(0) {
 		opt := d.Val()
-		switch opt {
-		case "cookie", "laravel_key", "name", "user_header", "status_path", "remaining_header":
-			v, err := oneArg(d)
-			if err != nil {
+		if dst, ok := textOpts[opt]; ok {
+			if err := setOneArg(d, dst); err != nil {
 				return err
 			}
-			switch opt {
-			case "cookie":
-				h.Cookie = v
-			case "laravel_key":
-				h.LaravelKey = v
-			case "name":
-				h.Name = v
-			case "user_header":
-				h.UserHeader = v
-			case "status_path":
-				h.StatusPath = v
-			case "remaining_header":
-				h.RemainingHeader = v
-			}
+			continue
+		}
+		switch opt {
 		case "idle", "absolute", "rotation_grace", "remember_ended", "warn_before":
 			v, err := oneArg(d)
 			if err != nil {
@@ -171,6 +162,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// setOneArg sets *dst to the option's single value.
+func setOneArg(d *caddyfile.Dispenser, dst *string) error {
+	v, err := oneArg(d)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
 func oneArg(d *caddyfile.Dispenser) (string, error) {
 	opt := d.Val()
 	if !d.NextArg() {
@@ -197,21 +197,16 @@ func (h *Handler) parseStore(d *caddyfile.Dispenser) error {
 		if d.NextArg() {
 			s.URL = d.Val()
 		}
+		textOpts := map[string]*string{"prefix": &s.Prefix, "password": &s.Password, "master_name": &s.MasterName}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			switch sub := d.Val(); sub {
-			case "prefix", "password", "master_name":
-				v, err := oneArg(d)
-				if err != nil {
+			sub := d.Val()
+			if dst, ok := textOpts[sub]; ok {
+				if err := setOneArg(d, dst); err != nil {
 					return err
 				}
-				switch sub {
-				case "prefix":
-					s.Prefix = v
-				case "password":
-					s.Password = v
-				case "master_name":
-					s.MasterName = v
-				}
+				continue
+			}
+			switch sub {
 			case "addrs":
 				s.Addrs = append(s.Addrs, d.RemainingArgs()...)
 			case "tls":
@@ -322,27 +317,18 @@ func (h *Handler) parseWarning(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("warning: takes a block, not values")
 	}
+	textOpts := map[string]*string{"lang": &w.Lang, "title": &w.Title, "body": &w.Body, "stay": &w.Stay, "sign_out": &w.SignOut}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch sub := d.Val(); sub {
-		case "events_only":
-			w.EventsOnly = true
-		case "lang", "title", "body", "stay", "sign_out":
-			v, err := oneArg(d)
-			if err != nil {
+		sub := d.Val()
+		if dst, ok := textOpts[sub]; ok {
+			if err := setOneArg(d, dst); err != nil {
 				return err
 			}
-			switch sub {
-			case "lang":
-				w.Lang = v
-			case "title":
-				w.Title = v
-			case "body":
-				w.Body = v
-			case "stay":
-				w.Stay = v
-			case "sign_out":
-				w.SignOut = v
-			}
+			continue
+		}
+		switch sub {
+		case "events_only":
+			w.EventsOnly = true
 		default:
 			return d.Errf("warning: unknown option %q", sub)
 		}
