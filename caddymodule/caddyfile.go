@@ -83,35 +83,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch opt {
 		case "idle", "absolute", "rotation_grace", "remember_ended", "warn_before":
-			v, err := oneArg(d)
+			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil {
-				return d.Errf("%s: bad duration %q: %v", opt, v, err)
 			}
 			switch opt {
 			case "idle":
-				h.Idle = caddy.Duration(dur)
+				h.Idle = dur
 			case "absolute":
-				h.Absolute = caddy.Duration(dur)
+				h.Absolute = dur
 			case "rotation_grace":
-				g := caddy.Duration(dur)
-				h.RotationGrace = &g
+				h.RotationGrace = &dur
 			case "remember_ended":
-				h.RememberEnded = caddy.Duration(dur)
+				h.RememberEnded = dur
 			case "warn_before":
-				h.WarnBefore = caddy.Duration(dur)
+				h.WarnBefore = dur
 			}
 		case "max_sessions":
-			v, err := oneArg(d)
+			n, err := intArg(d, opt)
 			if err != nil {
 				return err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return d.Errf("max_sessions: %q is not a number", v)
 			}
 			h.MaxSessions = n
 		case "store":
@@ -169,6 +160,33 @@ func setOneArg(d *caddyfile.Dispenser, dst *string) error {
 		*dst = v
 	}
 	return err
+}
+
+// durationArg parses the option's single value as a duration; label names
+// the option in errors.
+func durationArg(d *caddyfile.Dispenser, label string) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: bad duration %q: %v", label, v, err)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// intArg parses the option's single value as a whole number.
+func intArg(d *caddyfile.Dispenser, label string) (int, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a number", label, v)
+	}
+	return n, nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {
@@ -268,29 +286,19 @@ func (h *Handler) parseWebhook(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch sub := d.Val(); sub {
 		case "secret":
-			v, err := oneArg(d)
-			if err != nil {
+			if err := setOneArg(d, &w.Secret); err != nil {
 				return err
 			}
-			w.Secret = v
 		case "timeout":
-			v, err := oneArg(d)
+			dur, err := durationArg(d, "webhook timeout")
 			if err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil {
-				return d.Errf("webhook timeout: bad duration %q: %v", v, err)
-			}
-			w.Timeout = caddy.Duration(dur)
+			w.Timeout = dur
 		case "max_attempts":
-			v, err := oneArg(d)
+			n, err := intArg(d, "webhook max_attempts")
 			if err != nil {
 				return err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return d.Errf("webhook max_attempts: %q is not a number", v)
 			}
 			w.MaxAttempts = n
 		case "events":
