@@ -110,6 +110,18 @@ func adminAddr(cmd *cobra.Command) (string, error) {
 	return addr, nil
 }
 
+// query calls the admin API for a subcommand: with --json it prints the
+// answer unchanged and reports printed, otherwise it decodes it into out
+// for the table.
+func query(cmd *cobra.Command, method, uri string, body any, out any) (printed bool, err error) {
+	raw, err := adminCall(cmd, method, uri, body, out)
+	if err != nil || !jsonFlag(cmd) {
+		return false, err
+	}
+	printRaw(raw)
+	return true, nil
+}
+
 // adminCall sends one request to the admin API and decodes its JSON answer
 // into out (when not nil). It returns the raw body for --json.
 func adminCall(cmd *cobra.Command, method, uri string, body any, out any) ([]byte, error) {
@@ -193,13 +205,8 @@ func cmdList(cmd *cobra.Command, _ []string) error {
 		Sessions []sessionJSON `json:"sessions"`
 		Count    int           `json:"count"`
 	}
-	raw, err := adminCall(cmd, http.MethodGet, uri, nil, &out)
-	if err != nil {
+	if printed, err := query(cmd, http.MethodGet, uri, nil, &out); err != nil || printed {
 		return err
-	}
-	if jsonFlag(cmd) {
-		printRaw(raw)
-		return nil
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
@@ -246,13 +253,8 @@ func cmdStats(cmd *cobra.Command, _ []string) error {
 		OutboxPending int            `json:"outbox_pending"`
 		DeadLetters   int            `json:"dead_letters"`
 	}
-	raw, err := adminCall(cmd, http.MethodGet, "/idle-sessions/stats", nil, &out)
-	if err != nil {
+	if printed, err := query(cmd, http.MethodGet, "/idle-sessions/stats", nil, &out); err != nil || printed {
 		return err
-	}
-	if jsonFlag(cmd) {
-		printRaw(raw)
-		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "active sessions\t%d\n", out.Active)
@@ -288,13 +290,8 @@ func cmdRevoke(cmd *cobra.Command, args []string) error {
 	var out struct {
 		Revoked int `json:"revoked"`
 	}
-	raw, err := adminCall(cmd, http.MethodDelete, uri, nil, &out)
-	if err != nil {
+	if printed, err := query(cmd, http.MethodDelete, uri, nil, &out); err != nil || printed {
 		return err
-	}
-	if jsonFlag(cmd) {
-		printRaw(raw)
-		return nil
 	}
 	if user != "" {
 		fmt.Printf("revoked %d session(s) of user %s\n", out.Revoked, user)
@@ -309,13 +306,8 @@ func cmdDeadLetters(cmd *cobra.Command, args []string) error {
 		var out struct {
 			Requeued int `json:"requeued"`
 		}
-		raw, err := adminCall(cmd, http.MethodPost, "/idle-sessions/dead-letters/retry", map[string][]string{"ids": args}, &out)
-		if err != nil {
+		if printed, err := query(cmd, http.MethodPost, "/idle-sessions/dead-letters/retry", map[string][]string{"ids": args}, &out); err != nil || printed {
 			return err
-		}
-		if jsonFlag(cmd) {
-			printRaw(raw)
-			return nil
 		}
 		fmt.Printf("queued %d dead letter(s) again\n", out.Requeued)
 		return nil
@@ -327,13 +319,8 @@ func cmdDeadLetters(cmd *cobra.Command, args []string) error {
 		DeadLetters []deadLetterJSON `json:"dead_letters"`
 		Count       int              `json:"count"`
 	}
-	raw, err := adminCall(cmd, http.MethodGet, "/idle-sessions/dead-letters", nil, &out)
-	if err != nil {
+	if printed, err := query(cmd, http.MethodGet, "/idle-sessions/dead-letters", nil, &out); err != nil || printed {
 		return err
-	}
-	if jsonFlag(cmd) {
-		printRaw(raw)
-		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tZONE\tTYPE\tATTEMPTS\tAT\tLAST ERROR")
