@@ -117,6 +117,7 @@ type Handler struct {
 	zone    *engine.Zone
 	logger  *zap.Logger
 	channel string // the warning's BroadcastChannel name
+	script  string // the warning script's path (under status_path)
 }
 
 // StoreConfig selects the session store.
@@ -199,6 +200,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.WarnBefore = h.defaultWarnBefore()
 	}
 	h.channel = channelName(h.Name)
+	h.script = scriptPath(h.StatusPath)
 	if h.OnExpired == nil {
 		h.OnExpired = &OnExpired{}
 	}
@@ -444,7 +446,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				return h.serveSignOut(w, r, now)
 			}
 			return h.serveStatus(w, r, now)
-		case h.scriptPath():
+		case h.script:
 			warning.ServeScript(w, r)
 			return nil
 		}

@@ -29,7 +29,7 @@ func benchHandler(b *testing.B, n int) (*Handler, []string) {
 	}
 	eng := engine.New(st, encoder{}, engine.Options{})
 	b.Cleanup(func() { eng.Close(); st.Close() })
-	h := &Handler{Cookie: "sessionid", Name: "sessionid", UserHeader: "X-Idle-User", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
+	h := &Handler{Cookie: "sessionid", Name: "sessionid", UserHeader: "X-Idle-User", StatusPath: "/.idlegate/status", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
 		OnExpired: &OnExpired{Mode: "status", StatusCode: http.StatusUnauthorized}}
 	h.logger = zap.NewNop()
 	h.shared = &sharedEngine{store: st, engine: eng}

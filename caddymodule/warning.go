@@ -38,12 +38,13 @@ func (h *Handler) defaultWarnBefore() caddy.Duration {
 	return caddy.Duration(min(defaultWarnBefore, time.Duration(h.Idle)/2))
 }
 
-func (h *Handler) scriptPath() string { return h.StatusPath + "/warning.js" }
+// scriptPath is where the warning script is served: under status_path.
+func scriptPath(statusPath string) string { return statusPath + "/warning.js" }
 
 // warningTag returns the tag that loads the warning script for this zone.
 func (h *Handler) warningTag(nonce string) string {
 	o := warning.TagOptions{
-		Src:        h.scriptPath(),
+		Src:        h.script,
 		Status:     h.StatusPath,
 		Keepalive:  h.StatusPath + "?touch=1",
 		Logout:     h.StatusPath + "?logout=1",
