@@ -1,9 +1,6 @@
 package idletrack
 
-import (
-	"slices"
-	"sync"
-)
+import "sync"
 
 // deadlines is a lazy min-heap of session deadlines. An entry's time is never
 // later than the session's real deadline: activity only moves a deadline
@@ -11,9 +8,13 @@ import (
 // an entry whose session has been active since, it pushes it back at the new
 // deadline. A sweep therefore costs O(expired + stale), never O(sessions),
 // and the request path never takes the heap's lock.
+//
+// The heap's array is off the Go heap (offheap.go): it holds an entry per
+// session.
 type deadlines struct {
-	mu    sync.Mutex
-	items []deadline
+	mu  sync.Mutex
+	buf []deadline // made by makeOff; len(buf) is the capacity
+	n   int        // entries in use: buf[:n] is the heap
 }
 
 type deadline struct {
@@ -28,14 +29,28 @@ func (d *deadlines) push(at int64, id ID) {
 }
 
 func (d *deadlines) pushLocked(at int64, id ID) {
-	d.items = append(d.items, deadline{at, id})
-	d.up(len(d.items) - 1)
+	if d.n == len(d.buf) {
+		d.growLocked(max(1024, 2*len(d.buf)))
+	}
+	d.buf[d.n] = deadline{at, id}
+	d.n++
+	d.up(d.n - 1)
+}
+
+// growLocked moves the heap to an array of size entries (at least n).
+func (d *deadlines) growLocked(size int) {
+	buf := makeOff[deadline](size)
+	copy(buf, d.buf[:d.n])
+	freeOff(d.buf)
+	d.buf = buf
 }
 
 // reserve makes room for n more entries.
 func (d *deadlines) reserve(n int) {
 	d.mu.Lock()
-	d.items = slices.Grow(d.items, n)
+	if d.n+n > len(d.buf) {
+		d.growLocked(d.n + n)
+	}
 	d.mu.Unlock()
 }
 
@@ -43,14 +58,13 @@ func (d *deadlines) reserve(n int) {
 func (d *deadlines) popDue(now int64) (deadline, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.items) == 0 || d.items[0].at > now {
+	if d.n == 0 || d.buf[0].at > now {
 		return deadline{}, false
 	}
-	top := d.items[0]
-	last := len(d.items) - 1
-	d.items[0] = d.items[last]
-	d.items = d.items[:last]
-	if last > 0 {
+	top := d.buf[0]
+	d.n--
+	d.buf[0] = d.buf[d.n]
+	if d.n > 0 {
 		d.down(0)
 	}
 	return top, true
@@ -60,17 +74,27 @@ func (d *deadlines) popDue(now int64) (deadline, bool) {
 func (d *deadlines) next() (int64, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.items) == 0 {
+	if d.n == 0 {
 		return 0, false
 	}
-	return d.items[0].at, true
+	return d.buf[0].at, true
 }
 
-// resetLocked replaces the heap's contents, e.g. after the policy changed.
-// The caller holds d.mu.
-func (d *deadlines) resetLocked(items []deadline) {
-	d.items = items
-	for i := len(items)/2 - 1; i >= 0; i-- {
+// rebuildLocked replaces the heap's contents with what fill adds, e.g.
+// after the policy changed; size is a hint of how many. The caller holds
+// d.mu.
+func (d *deadlines) rebuildLocked(size int, fill func(add func(at int64, id ID))) {
+	old := d.buf
+	d.buf, d.n = makeOff[deadline](max(1024, size)), 0
+	fill(func(at int64, id ID) {
+		if d.n == len(d.buf) {
+			d.growLocked(2 * len(d.buf))
+		}
+		d.buf[d.n] = deadline{at, id}
+		d.n++
+	})
+	freeOff(old)
+	for i := d.n/2 - 1; i >= 0; i-- {
 		d.down(i)
 	}
 }
@@ -78,35 +102,44 @@ func (d *deadlines) resetLocked(items []deadline) {
 func (d *deadlines) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.items)
+	return d.n
+}
+
+// release frees the heap's array; the heap is empty afterwards.
+func (d *deadlines) release() {
+	d.mu.Lock()
+	freeOff(d.buf)
+	d.buf, d.n = nil, 0
+	d.mu.Unlock()
 }
 
 func (d *deadlines) up(i int) {
+	h := d.buf
 	for i > 0 {
 		p := (i - 1) / 2
-		if d.items[p].at <= d.items[i].at {
+		if h[p].at <= h[i].at {
 			return
 		}
-		d.items[p], d.items[i] = d.items[i], d.items[p]
+		h[p], h[i] = h[i], h[p]
 		i = p
 	}
 }
 
 func (d *deadlines) down(i int) {
-	n := len(d.items)
+	h, n := d.buf, d.n
 	for {
 		l := 2*i + 1
 		if l >= n {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && d.items[r].at < d.items[l].at {
+		if r := l + 1; r < n && h[r].at < h[l].at {
 			m = r
 		}
-		if d.items[i].at <= d.items[m].at {
+		if h[i].at <= h[m].at {
 			return
 		}
-		d.items[i], d.items[m] = d.items[m], d.items[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
 }

@@ -37,9 +37,13 @@ func (s *Session) OnlineSince() int64 {
 // Deadline returns when the session expires under p and for which reason.
 // The earlier of the idle and absolute deadlines wins.
 func (s *Session) Deadline(p *Policy) (int64, Reason) {
-	at, why := s.LastActivity+int64(p.Idle), ReasonIdle
+	return deadlineOf(s.StartedAt, s.LastActivity, p)
+}
+
+func deadlineOf(started, last int64, p *Policy) (int64, Reason) {
+	at, why := last+int64(p.Idle), ReasonIdle
 	if p.Absolute > 0 {
-		if abs := s.StartedAt + int64(p.Absolute); abs <= at {
+		if abs := started + int64(p.Absolute); abs <= at {
 			at, why = abs, ReasonAbsolute
 		}
 	}

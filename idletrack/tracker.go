@@ -1,6 +1,7 @@
 package idletrack
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,7 @@ type Tracker struct {
 	zone   string
 	policy atomic.Pointer[Policy]
 	shards [shardCount]shard
-	dl     deadlines
+	dl     *deadlines
 
 	established atomic.Int64 // live sessions that are not probationary
 	probation   atomic.Int64 // adopted sessions seen once
@@ -72,26 +73,13 @@ type Tracker struct {
 
 type shard struct {
 	mu    sync.Mutex
-	live  map[ID]*entry
+	live  *table
 	alias map[ID]alias
 	back  map[ID][]ID // live session -> its rotated-away values still inside their grace
 	tomb  map[ID]tomb
 	dirty []ID
 	_     [32]byte // keep neighbouring shard locks off one cache line
 }
-
-type entry struct {
-	Session
-	storedReq uint32 // Requests as last written to the store
-	inflight  int32  // requests of the session being served now (InFlight)
-	flags     uint8
-}
-
-const (
-	fDirty     uint8 = 1 << iota // changed since the last Collect
-	fProbation                   // adopted, seen once, not yet persisted
-	fStored                      // the store has a record of it
-)
 
 type alias struct {
 	target     ID
@@ -106,15 +94,34 @@ type tomb struct {
 
 // NewTracker returns an empty tracker for zone under policy p.
 func NewTracker(zone string, p Policy) *Tracker {
-	t := &Tracker{zone: zone}
+	t := &Tracker{zone: zone, dl: new(deadlines)}
+	var mem trackerMemory
+	mem.dl = t.dl
 	for i := range t.shards {
-		t.shards[i].live = make(map[ID]*entry)
+		t.shards[i].live = new(table)
+		mem.tables[i] = t.shards[i].live
 		t.shards[i].alias = make(map[ID]alias)
 		t.shards[i].back = make(map[ID][]ID)
 		t.shards[i].tomb = make(map[ID]tomb)
 	}
 	t.policy.Store(&p)
+	// The off-heap memory goes when the tracker does: nothing reaches a
+	// shard's table or the deadline heap other than through the tracker.
+	runtime.AddCleanup(t, func(m trackerMemory) { m.release() }, mem)
 	return t
+}
+
+// trackerMemory is what a tracker holds off the Go heap.
+type trackerMemory struct {
+	tables [shardCount]*table
+	dl     *deadlines
+}
+
+func (m trackerMemory) release() {
+	for _, tb := range m.tables {
+		tb.release()
+	}
+	m.dl.release()
 }
 
 // Reserve sizes the tracker for n sessions ahead of a bulk Load (start-up),
@@ -128,9 +135,7 @@ func (t *Tracker) Reserve(n int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		if len(sh.live) == 0 {
-			sh.live = make(map[ID]*entry, per)
-		}
+		sh.live.reserve(sh.live.len() + per)
 		sh.mu.Unlock()
 	}
 	t.dl.reserve(n)
@@ -155,17 +160,22 @@ func (t *Tracker) SetPolicy(p Policy) {
 	// takes the heap's lock while holding a shard lock, so this order is safe.
 	t.dl.mu.Lock()
 	defer t.dl.mu.Unlock()
-	items := make([]deadline, 0, t.Len())
+	t.dl.rebuildLocked(t.Len(), func(add func(int64, ID)) { t.eachDeadline(&p, add) })
+}
+
+// eachDeadline calls add with every live session's deadline under p,
+// holding one shard lock at a time.
+func (t *Tracker) eachDeadline(p *Policy, add func(int64, ID)) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for id, e := range sh.live {
-			at, _ := e.Deadline(&p)
-			items = append(items, deadline{at, id})
-		}
+		sh.live.each(func(_ uint32, e *entry) bool {
+			at, _ := e.deadline(p)
+			add(at, e.ID)
+			return true
+		})
 		sh.mu.Unlock()
 	}
-	t.dl.resetLocked(items)
 }
 
 // Len returns the number of live sessions, probationary ones included.
@@ -185,8 +195,8 @@ func (t *Tracker) Request(id ID, now int64, activity bool) Verdict {
 	for range maxAliasHops {
 		sh := t.shard(id)
 		sh.mu.Lock()
-		if e, ok := sh.live[id]; ok {
-			v := t.touchLocked(sh, e, p, now, activity)
+		if slot, ok := sh.live.find(id); ok {
+			v := t.touchLocked(sh, slot, p, now, activity)
 			sh.mu.Unlock()
 			return v
 		}
@@ -214,11 +224,13 @@ func (t *Tracker) Request(id ID, now int64, activity bool) Verdict {
 	return Verdict{Status: StatusRotated, ID: id}
 }
 
-func (t *Tracker) touchLocked(sh *shard, e *entry, p *Policy, now int64, activity bool) Verdict {
-	at, why := e.Deadline(p)
+func (t *Tracker) touchLocked(sh *shard, slot uint32, p *Policy, now int64, activity bool) Verdict {
+	e := sh.live.at(slot)
+	at, why := e.deadline(p)
 	if now >= at {
-		end := t.endLocked(sh, e, p, why, at)
-		return Verdict{Status: StatusEnded, ID: e.ID, Reason: why, Ended: end}
+		id := e.ID
+		end := t.endLocked(sh, slot, p, why, at)
+		return Verdict{Status: StatusEnded, ID: id, Reason: why, Ended: end}
 	}
 	if activity {
 		if now > e.LastActivity {
@@ -229,9 +241,9 @@ func (t *Tracker) touchLocked(sh *shard, e *entry, p *Policy, now int64, activit
 			t.promoteLocked(sh, e)
 		}
 		t.markDirtyLocked(sh, e)
-		at, _ = e.Deadline(p)
+		at, _ = e.deadline(p)
 	}
-	return Verdict{Status: StatusActive, ID: e.ID, Deadline: at, User: e.User}
+	return Verdict{Status: StatusActive, ID: e.ID, Deadline: at, User: sh.live.user(slot)}
 }
 
 func (t *Tracker) markDirtyLocked(sh *shard, e *entry) {
@@ -257,16 +269,18 @@ func (t *Tracker) promoteLocked(sh *shard, e *entry) {
 // endLocked removes a live session and remembers its ID. It returns nil for
 // a probationary session: a cookie value seen once, possibly invented, ends
 // silently.
-func (t *Tracker) endLocked(sh *shard, e *entry, p *Policy, why Reason, at int64) *End {
-	delete(sh.live, e.ID)
-	delete(sh.back, e.ID)
-	if e.flags&fProbation != 0 {
+func (t *Tracker) endLocked(sh *shard, slot uint32, p *Policy, why Reason, at int64) *End {
+	e := sh.live.at(slot)
+	s, probation := e.session(sh.live.user(slot)), e.flags&fProbation != 0
+	sh.live.remove(s.ID)
+	delete(sh.back, s.ID)
+	if probation {
 		t.probation.Add(-1)
 		return nil
 	}
 	t.established.Add(-1)
-	t.rememberLocked(sh, e.ID, at+int64(p.RememberEnded), why)
-	return &End{Session: e.Session, Zone: t.zone, Reason: why, EndedAt: at}
+	t.rememberLocked(sh, s.ID, at+int64(p.RememberEnded), why)
+	return &End{Session: s, Zone: t.zone, Reason: why, EndedAt: at}
 }
 
 func (t *Tracker) rememberLocked(sh *shard, id ID, until int64, why Reason) {
@@ -288,15 +302,15 @@ func (t *Tracker) Adopt(id ID, now int64) Verdict {
 	p := t.policy.Load()
 	sh := t.shard(id)
 	sh.mu.Lock()
-	if e, ok := sh.live[id]; ok { // adopted concurrently
-		v := t.touchLocked(sh, e, p, now, true)
+	if slot, ok := sh.live.find(id); ok { // adopted concurrently
+		v := t.touchLocked(sh, slot, p, now, true)
 		sh.mu.Unlock()
 		return v
 	}
-	e := &entry{Session: Session{ID: id, StartedAt: now, LastActivity: now, Requests: 1}, flags: fProbation}
-	sh.live[id] = e
+	e := entry{ID: id, StartedAt: now, LastActivity: now, Requests: 1, flags: fProbation}
+	sh.live.insert(e, "")
 	t.probation.Add(1)
-	at, _ := e.Deadline(p)
+	at, _ := e.deadline(p)
 	sh.mu.Unlock()
 	t.dl.push(at, id)
 	t.admitProbation(id, p)
@@ -318,26 +332,13 @@ const deadlineSlack = 4096
 // lock is held throughout, so no concurrent push is lost (no path takes
 // the index lock while holding a shard lock).
 func (t *Tracker) compactDeadlines(p *Policy) {
-	d := &t.dl
+	d := t.dl
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.items) <= 2*t.Len()+deadlineSlack {
+	if d.n <= 2*t.Len()+deadlineSlack {
 		return // compacted concurrently
 	}
-	items := make([]deadline, 0, t.Len()+deadlineSlack)
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for id, e := range sh.live {
-			at, _ := e.Deadline(p)
-			items = append(items, deadline{at, id})
-		}
-		sh.mu.Unlock()
-	}
-	d.items = items
-	for i := len(items)/2 - 1; i >= 0; i-- {
-		d.down(i)
-	}
+	d.rebuildLocked(t.Len()+deadlineSlack, func(add func(int64, ID)) { t.eachDeadline(p, add) })
 }
 
 func (t *Tracker) admitProbation(id ID, p *Policy) {
@@ -352,8 +353,8 @@ func (t *Tracker) admitProbation(id ID, p *Policy) {
 	t.probNext = (t.probNext + 1) % len(t.probRing)
 	sh := t.shard(old)
 	sh.mu.Lock()
-	if e, ok := sh.live[old]; ok && e.flags&fProbation != 0 {
-		delete(sh.live, old)
+	if e := sh.live.get(old); e != nil && e.flags&fProbation != 0 {
+		sh.live.remove(old)
 		t.probation.Add(-1)
 	}
 	sh.mu.Unlock()
@@ -366,7 +367,7 @@ func (t *Tracker) Start(id ID, now int64, user string) (Session, bool) {
 	p := t.policy.Load()
 	sh := t.shard(id)
 	sh.mu.Lock()
-	if _, ok := sh.live[id]; ok {
+	if _, ok := sh.live.find(id); ok {
 		sh.mu.Unlock()
 		return Session{}, false
 	}
@@ -382,7 +383,7 @@ func (t *Tracker) Start(id ID, now int64, user string) (Session, bool) {
 	if user != "" {
 		s.LoginAt = now
 	}
-	sh.live[id] = &entry{Session: s, storedReq: s.Requests, flags: fStored}
+	sh.live.insert(newEntry(s, fStored), user)
 	t.established.Add(1)
 	at, _ := s.Deadline(p)
 	sh.mu.Unlock()
@@ -410,16 +411,17 @@ func (t *Tracker) SetUser(id ID, user string, now int64) UserChange {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.live[id]
-	if !ok || e.User == user {
+	slot, ok := sh.live.find(id)
+	if !ok || sh.live.user(slot) == user {
 		return UserChange{}
 	}
+	e := sh.live.at(slot)
 	var uc UserChange
-	if e.User != "" {
-		uc.Ended = &End{Session: e.Session, Zone: t.zone, Reason: ReasonLogout, EndedAt: now}
+	if prev := sh.live.user(slot); prev != "" {
+		uc.Ended = &End{Session: e.session(prev), Zone: t.zone, Reason: ReasonLogout, EndedAt: now}
 		e.StartedAt, e.Requests, e.storedReq = now, 1, 0
 	}
-	e.User, e.LoginAt = user, now
+	sh.live.users[slot], e.LoginAt = user, now
 	if e.flags&fProbation != 0 {
 		t.promoteLocked(sh, e)
 	}
@@ -427,7 +429,7 @@ func (t *Tracker) SetUser(id ID, user string, now int64) UserChange {
 	if uc.Changed {
 		e.flags |= fStored
 	}
-	uc.Session = e.Session
+	uc.Session = e.session(user)
 	return uc
 }
 
@@ -450,46 +452,52 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 	}
 	osh := t.shard(old)
 	osh.mu.Lock()
-	e, ok := osh.live[old]
+	slot, ok := osh.live.find(old)
 	if !ok {
 		osh.mu.Unlock()
 		return Rotation{}, false
 	}
-	moved := &entry{Session: e.Session, storedReq: e.storedReq, flags: e.flags&fProbation | fStored}
+	src := osh.live.at(slot)
+	moved := entry{ID: id, StartedAt: src.StartedAt, LoginAt: src.LoginAt, LastActivity: src.LastActivity,
+		Requests: src.Requests, storedReq: src.storedReq, flags: src.flags&fProbation | fStored}
+	user := osh.live.user(slot)
 	osh.mu.Unlock()
-	moved.ID = id
 
 	// The new value is live before the old one becomes an alias, so a
 	// parallel request with the old value always finds one or the other.
 	nsh := t.shard(id)
 	nsh.mu.Lock()
-	nsh.live[id] = moved
+	nsh.live.put(moved, user)
 	nsh.mu.Unlock()
 
 	r := Rotation{Old: old, GraceUntil: now + int64(p.RotationGrace), ForgetAt: now + int64(p.RememberEnded)}
+	var cur entry
 	osh.mu.Lock()
-	cur, ok := osh.live[old]
-	if ok {
-		delete(osh.live, old)
+	if slot, ok = osh.live.find(old); ok {
+		cur = *osh.live.at(slot)
+		osh.live.remove(old)
 		osh.alias[old] = alias{target: id, graceUntil: r.GraceUntil, forgetAt: r.ForgetAt}
 	}
 	osh.mu.Unlock()
 	nsh.mu.Lock()
 	if !ok {
 		// Ended or rotated concurrently: undo.
-		delete(nsh.live, id)
+		nsh.live.remove(id)
 		nsh.mu.Unlock()
 		return Rotation{}, false
 	}
-	// cur is out of the map, so nobody else writes it; requests that touched
-	// the old value after the copy still count.
-	moved.LastActivity = max(moved.LastActivity, cur.LastActivity)
-	moved.Requests = max(moved.Requests, cur.Requests)
-	moved.inflight += cur.inflight
-	if moved.flags&fProbation != 0 {
-		t.promoteLocked(nsh, moved) // the upstream recognised the session
+	// Requests that touched the old value after the copy still count.
+	e := &moved // if the new value ended meanwhile, report what moved
+	if slot, found := nsh.live.find(id); found {
+		e, user = nsh.live.at(slot), nsh.live.user(slot)
 	}
-	r.Session = moved.Session
+	e.LastActivity = max(e.LastActivity, cur.LastActivity)
+	e.Requests = max(e.Requests, cur.Requests)
+	e.inflight += cur.inflight
+	if e.flags&fProbation != 0 && e != &moved {
+		t.promoteLocked(nsh, e) // the upstream recognised the session
+	}
+	r.Session = e.session(user)
 	nsh.mu.Unlock()
 	at, _ := r.Session.Deadline(p)
 	t.dl.push(at, id)
@@ -522,7 +530,7 @@ func (t *Tracker) repoint(old, id ID, now int64) {
 	kept = append(kept, old)
 	nsh := t.shard(id)
 	nsh.mu.Lock()
-	if _, live := nsh.live[id]; live { // else rotated on or ended meanwhile: chains stay short
+	if _, live := nsh.live.find(id); live { // else rotated on or ended meanwhile: chains stay short
 		nsh.back[id] = append(nsh.back[id], kept...)
 	}
 	nsh.mu.Unlock()
@@ -535,11 +543,11 @@ func (t *Tracker) End(id ID, why Reason, now int64) *End {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.live[id]
+	slot, ok := sh.live.find(id)
 	if !ok {
 		return nil
 	}
-	return t.endLocked(sh, e, p, why, now)
+	return t.endLocked(sh, slot, p, why, now)
 }
 
 // Expired ends up to limit sessions whose deadline is at or before now and
@@ -554,18 +562,18 @@ func (t *Tracker) Expired(now int64, limit int) []End {
 		}
 		sh := t.shard(d.id)
 		sh.mu.Lock()
-		e, ok := sh.live[d.id]
+		slot, ok := sh.live.find(d.id)
 		if !ok {
 			sh.mu.Unlock()
 			continue // ended, rotated or evicted since: a stale entry
 		}
-		at, why := e.Deadline(p)
+		at, why := sh.live.at(slot).deadline(p)
 		if at > now {
 			sh.mu.Unlock()
 			t.dl.push(at, d.id)
 			continue
 		}
-		end := t.endLocked(sh, e, p, why, at)
+		end := t.endLocked(sh, slot, p, why, at)
 		sh.mu.Unlock()
 		if end != nil {
 			out = append(out, *end)
@@ -591,8 +599,12 @@ func (t *Tracker) Collect(dst []Change) []Change {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		for _, id := range sh.dirty {
-			e, ok := sh.live[id]
-			if !ok || e.flags&fDirty == 0 {
+			slot, ok := sh.live.find(id)
+			if !ok {
+				continue
+			}
+			e := sh.live.at(slot)
+			if e.flags&fDirty == 0 {
 				continue
 			}
 			e.flags &^= fDirty
@@ -600,7 +612,7 @@ func (t *Tracker) Collect(dst []Change) []Change {
 				continue
 			}
 			e.flags |= fStored
-			dst = append(dst, Change{Session: e.Session, ReqDelta: e.Requests - e.storedReq})
+			dst = append(dst, Change{Session: e.session(sh.live.user(slot)), ReqDelta: e.Requests - e.storedReq})
 			e.storedReq = e.Requests
 		}
 		clear(sh.dirty)
@@ -618,7 +630,8 @@ func (t *Tracker) Load(s Session) {
 	sh := t.shard(s.ID)
 	sh.mu.Lock()
 	delete(sh.tomb, s.ID)
-	if e, ok := sh.live[s.ID]; ok {
+	if slot, ok := sh.live.find(s.ID); ok {
+		e := sh.live.at(slot)
 		if s.LastActivity > e.LastActivity {
 			e.LastActivity = s.LastActivity
 		}
@@ -626,8 +639,8 @@ func (t *Tracker) Load(s Session) {
 			e.Requests = s.Requests
 		}
 		e.storedReq = max(e.storedReq, s.Requests)
-		if e.User == "" && s.User != "" {
-			e.User, e.LoginAt = s.User, s.LoginAt
+		if sh.live.user(slot) == "" && s.User != "" {
+			sh.live.users[slot], e.LoginAt = s.User, s.LoginAt
 		}
 		if e.flags&fProbation != 0 {
 			t.promoteLocked(sh, e)
@@ -636,7 +649,7 @@ func (t *Tracker) Load(s Session) {
 		sh.mu.Unlock()
 		return
 	}
-	sh.live[s.ID] = &entry{Session: s, storedReq: s.Requests, flags: fStored}
+	sh.live.insert(newEntry(s, fStored), s.User)
 	t.established.Add(1)
 	sh.mu.Unlock()
 	at, _ := s.Deadline(p)
@@ -656,7 +669,7 @@ func (t *Tracker) LoadAlias(old, target ID, graceUntil, forgetAt int64) {
 func (t *Tracker) Remember(id ID, until int64, why Reason) {
 	sh := t.shard(id)
 	sh.mu.Lock()
-	if _, live := sh.live[id]; !live {
+	if _, live := sh.live.find(id); !live {
 		t.rememberLocked(sh, id, until, why)
 	}
 	sh.mu.Unlock()
@@ -688,11 +701,11 @@ func (t *Tracker) Get(id ID) (Session, bool) {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.live[id]
-	if !ok || e.flags&fProbation != 0 {
+	slot, ok := sh.live.find(id)
+	if !ok || sh.live.at(slot).flags&fProbation != 0 {
 		return Session{}, false
 	}
-	return e.Session, true
+	return sh.live.at(slot).session(sh.live.user(slot)), true
 }
 
 // Each calls fn with a copy of every established session until fn returns
@@ -701,16 +714,13 @@ func (t *Tracker) Each(fn func(Session) bool) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for _, e := range sh.live {
-			if e.flags&fProbation != 0 {
-				continue
-			}
-			if !fn(e.Session) {
-				sh.mu.Unlock()
-				return
-			}
-		}
+		more := sh.live.each(func(slot uint32, e *entry) bool {
+			return e.flags&fProbation != 0 || fn(e.session(sh.live.user(slot)))
+		})
 		sh.mu.Unlock()
+		if !more {
+			return
+		}
 	}
 }
 
@@ -724,7 +734,7 @@ func (t *Tracker) InFlight(id ID, delta int32) int32 {
 	for range maxAliasHops {
 		sh := t.shard(id)
 		sh.mu.Lock()
-		if e, ok := sh.live[id]; ok {
+		if e := sh.live.get(id); e != nil {
 			e.inflight = max(0, e.inflight+delta)
 			n := e.inflight
 			sh.mu.Unlock()
