@@ -105,21 +105,7 @@ func run(cfg runConfig) (runResult, error) {
 					}
 					br = bufio.NewReaderSize(conn, 16<<10)
 				}
-				req = append(req[:0], "GET "...)
-				req = append(req, cfg.path...)
-				req = append(req, " HTTP/1.1\r\nHost: bench\r\nUser-Agent: idlegate-bench\r\n"...)
-				if cfg.cookie != "" {
-					req = append(req, "Cookie: csrftoken=Qm9yZ2VzIGFuZCBiZW5jaG1hcmtz; "...)
-					req = append(req, cfg.cookie...)
-					req = append(req, '=')
-					if len(cfg.values) > 0 {
-						req = append(req, cfg.values[rng.IntN(len(cfg.values))]...)
-					} else {
-						req = cookieValue(req, rng.IntN(cfg.sessions))
-					}
-					req = append(req, "; theme=dark\r\n"...)
-				}
-				req = append(req, "\r\n"...)
+				req = appendRequest(req[:0], &cfg, rng)
 				sent := due
 				if _, err := conn.Write(req); err != nil {
 					nErr.Add(1)
@@ -237,9 +223,13 @@ func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 // Phase 1 (closed loop): each connection sends its next request as soon as
 // the previous is answered; the figure is requests/s of B over A.
 // Phase 2 (-latency-rate > 0): A and B side by side at the same fixed rate
-// (together, that fraction of A's median throughput from phase 1); the
-// figure is B's p50/p99 minus A's: the latency the middleware adds at the
-// same load, under the same noise from the rest of the machine.
+// (together, that fraction of A's median throughput from phase 1), driven
+// by one schedule that sends each due request to A and to B at the same
+// instant (runPaired). The figure is B's p50/p99 minus A's, of the samples
+// of all rounds pooled per side: the latency the middleware adds at the
+// same load, under the same noise from the rest of the machine. The
+// per-round differences give the spread; a bootstrap over rounds and the
+// odd/even-round split give the uncertainty of the pooled figure.
 func cmdCompare(args []string) error {
 	fs := flag.NewFlagSet("compare", flag.ExitOnError)
 	aURL := fs.String("a", "", "baseline URL (plain reverse_proxy)")
@@ -257,6 +247,7 @@ func cmdCompare(args []string) error {
 	aPID := fs.Int("a-pid", 0, "A's server process, for CPU time per request")
 	bPID := fs.Int("b-pid", 0, "B's server process")
 	latFrac := fs.Float64("latency-rate", 0.5, "phase 2 rate as a fraction of A's throughput; 0 skips phase 2")
+	latSamples := fs.Int("latency-samples", 0, "phase 2: at least this many measured requests per side over all rounds (lengthens the rounds past -d)")
 	fs.Parse(args)
 
 	target := func(raw string) (string, string, error) {
@@ -368,32 +359,34 @@ func cmdCompare(args []string) error {
 		"throughput_rounds": thr,
 	})
 	if *latFrac > 0 {
-		// A and B run at the same time, each at half the rate, so that
-		// both see the same noise from the rest of the machine: their p99
-		// difference is what the middleware adds, not whatever else ran
-		// in one run and not the other.
+		// A and B from one schedule, each at half the rate: each due time
+		// sends one request to A and one to B at the same instant, so that
+		// both see the same noise from the rest of the machine and their
+		// latency difference is what the middleware adds.
 		rate := *latFrac * median(aRPS)
-		fmt.Fprintf(os.Stderr, "compare: latency at a fixed %.0f req/s in total (%.0f%% of %s's median throughput), %s and %s side by side\n",
-			rate, 100**latFrac, *aName, *aName, *bName)
+		perSide := rate / 2
+		// Rounds long enough for latSamples requests per side in all: a
+		// p99 from a few thousand samples rests on its few dozen worst.
+		roundDur := *dur
+		if need := time.Duration(float64(*latSamples) / perSide / float64(*rounds) * float64(time.Second)); need > roundDur {
+			roundDur = (need + 99*time.Millisecond).Truncate(100 * time.Millisecond)
+		}
+		fmt.Fprintf(os.Stderr, "compare: latency at a fixed %.0f req/s in total (%.0f%% of %s's median throughput), one schedule for %s and %s, %d rounds of %s\n",
+			rate, 100**latFrac, *aName, *aName, *bName, *rounds, roundDur)
 		a, b := cfgA, cfgB
-		a.rate, b.rate = rate/2, rate/2
 		a.conns, b.conns = max(1, a.conns/2), max(1, b.conns/2)
+		res, err := runPaired(a, b, perSide, *warm, roundDur, *rounds)
+		if err == nil && res.errA+res.errB+res.nonA+res.nonB > 0 {
+			err = fmt.Errorf("%d errors and %d non-200 answers from %s, %d and %d from %s (first error: %v): the comparison would be meaningless",
+				res.errA, res.nonA, *aName, res.errB, res.nonB, *bName, res.firstErr)
+		}
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
 		var d50, d99 []float64
 		var lat []pair
 		for r := range *rounds {
-			var p pair
-			var errA, errB error
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { defer wg.Done(); p.A, errA = run(a) }()
-			go func() { defer wg.Done(); p.B, errB = run(b) }()
-			wg.Wait()
-			if err := cmp(errA, errB); err != nil {
-				return fmt.Errorf("latency round %d: %w", r+1, err)
-			}
-			if p.A.Non200+p.A.Errors+p.B.Non200+p.B.Errors > 0 {
-				return fmt.Errorf("latency round %d: non-200 answers or errors", r+1)
-			}
+			p := pair{A: roundResult(res.A[r], res.roundSeconds), B: roundResult(res.B[r], res.roundSeconds)}
 			p.Ratio = p.B.RPS / p.A.RPS
 			fmt.Fprintf(os.Stderr, "  latency round %d: %s p50 %.0fµs p99 %.0fµs | %s p50 %.0fµs p99 %.0fµs | added p99 %+.0fµs\n",
 				r+1, *aName, p.A.P50, p.A.P99, *bName, p.B.P50, p.B.P99, p.B.P99-p.A.P99)
@@ -401,10 +394,31 @@ func cmdCompare(args []string) error {
 			d99 = append(d99, p.B.P99-p.A.P99)
 			lat = append(lat, p)
 		}
+		// The headline: quantiles of all rounds' samples pooled per side,
+		// B minus A. The per-round differences are the spread; a bootstrap
+		// over rounds and the odd/even split give the uncertainty.
+		qa, qb := pooled(res.A, nil), pooled(res.B, nil)
+		added := qb.minus(qa)
+		na, nb := 0, 0
+		for r := range *rounds {
+			na, nb = na+len(res.A[r]), nb+len(res.B[r])
+		}
 		result["latency_rate"] = rate
-		result["added_p50_us"] = summary(d50)
-		result["added_p99_us"] = summary(d99)
+		result["latency_round_s"] = res.roundSeconds
+		result["latency_samples"] = map[string]int{"a": na, "b": nb}
+		result["a_latency_us"], result["b_latency_us"] = qa, qb
+		result["added_us"] = added
+		result["added_p50_us"], result["added_p99_us"] = added.P50, added.P99
+		result["added_p50_rounds_us"], result["added_p99_rounds_us"] = summary(d50), summary(d99)
+		if *rounds >= 2 {
+			result["added_halves_us"] = splitHalves(res.A, res.B)
+		}
+		if *rounds >= 4 {
+			result["added_ci95_us"] = bootstrapAdded(res.A, res.B, 1000)
+		}
 		result["latency_rounds"] = lat
+		fmt.Fprintf(os.Stderr, "  pooled (%d | %d samples): %s p50 %.0fµs p99 %.0fµs | %s p50 %.0fµs p99 %.0fµs | added p50 %+.0fµs p99 %+.0fµs\n",
+			na, nb, *aName, qa.P50, qa.P99, *bName, qb.P50, qb.P99, added.P50, added.P99)
 	}
 	emit(result)
 	return nil
