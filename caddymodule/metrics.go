@@ -23,6 +23,7 @@ var metrics struct {
 	rejected   *prometheus.CounterVec
 	deliveries *prometheus.CounterVec
 	pending    prometheus.GaugeFunc
+	memory     prometheus.GaugeFunc
 	lag        prometheus.Histogram
 	storeErrs  *prometheus.CounterVec
 }
@@ -48,6 +49,10 @@ func initMetrics(reg *prometheus.Registry) {
 			Namespace: ns, Subsystem: sub, Name: "webhook_pending",
 			Help: "Webhook events waiting in the outbox.",
 		}, pendingEvents)
+		metrics.memory = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "memory_bytes",
+			Help: "Memory mapped for the session tables outside the Go heap: part of the process's resident memory, not of Go's heap metrics or GOMEMLIMIT.",
+		}, func() float64 { return float64(idletrack.OffHeapBytes()) })
 		metrics.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "webhook_lag_seconds",
 			Help:    "Time from the end of a session to the successful delivery of its webhook.",
@@ -59,7 +64,7 @@ func initMetrics(reg *prometheus.Registry) {
 		}, []string{"op"})
 	})
 	for _, c := range []prometheus.Collector{metrics.active, metrics.ended, metrics.rejected,
-		metrics.deliveries, metrics.pending, metrics.lag, metrics.storeErrs} {
+		metrics.deliveries, metrics.pending, metrics.memory, metrics.lag, metrics.storeErrs} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -372,6 +372,9 @@ func TestOpsMetricsAcrossReload(t *testing.T) {
 	want(before, 1, "caddy_idle_session_ended_total", `zone="sid"`, `reason="revoked"`)
 	want(before, 0, "caddy_idle_session_webhook_pending")
 	want(before, 1, "caddy_idle_session_webhook_lag_seconds_count")
+	if v, ok := metricValue(before, "caddy_idle_session_memory_bytes"); !ok || v <= 0 {
+		t.Errorf("caddy_idle_session_memory_bytes = %v (found %v), want > 0 with sessions tracked", v, ok)
+	}
 
 	// Reload with a different idle timeout: no duplicate-registration
 	// panic, nothing reset, nothing stuck.
