@@ -79,8 +79,11 @@ func ParseSetCookie(line string, now time.Time) (c SetCookie, ok bool) {
 				c.Path = ""
 			}
 		case strings.EqualFold(k, "domain"):
+			// RFC 6265 5.2.3 drops one leading dot; what then starts
+			// with another or holds a space ("..", ". x") names no host,
+			// and is ignored.
 			v = strings.TrimPrefix(v, ".")
-			if v != "" && validAttrValue(v) {
+			if v != "" && v[0] != '.' && !strings.ContainsAny(v, " \t") && validAttrValue(v) {
 				c.Domain = strings.ToLower(v)
 			}
 		}
