@@ -29,12 +29,17 @@ func (d *deadlines) push(at int64, id ID) {
 }
 
 func (d *deadlines) pushLocked(at int64, id ID) {
+	d.appendLocked(at, id)
+	d.up(d.n - 1)
+}
+
+// appendLocked adds an entry at the end, without restoring heap order.
+func (d *deadlines) appendLocked(at int64, id ID) {
 	if d.n == len(d.buf) {
 		d.growLocked(max(1024, 2*len(d.buf)))
 	}
 	d.buf[d.n] = deadline{at, id}
 	d.n++
-	d.up(d.n - 1)
 }
 
 // growLocked moves the heap to an array of size entries (at least n).
@@ -86,13 +91,7 @@ func (d *deadlines) next() (int64, bool) {
 func (d *deadlines) rebuildLocked(size int, fill func(add func(at int64, id ID))) {
 	old := d.buf
 	d.buf, d.n = makeOff[deadline](max(1024, size)), 0
-	fill(func(at int64, id ID) {
-		if d.n == len(d.buf) {
-			d.growLocked(2 * len(d.buf))
-		}
-		d.buf[d.n] = deadline{at, id}
-		d.n++
-	})
+	fill(d.appendLocked)
 	freeOff(old)
 	for i := d.n/2 - 1; i >= 0; i-- {
 		d.down(i)

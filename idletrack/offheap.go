@@ -1,6 +1,7 @@
 package idletrack
 
 import (
+	"strconv"
 	"sync/atomic"
 	"unsafe"
 )
@@ -46,7 +47,7 @@ func makeOff[T any](n int) []T {
 	}
 	b, err := mapAnon(size)
 	if err != nil {
-		panic("idletrack: cannot map " + itoa(size) + " bytes: " + err.Error())
+		panic("idletrack: cannot map " + strconv.Itoa(size) + " bytes: " + err.Error())
 	}
 	offHeapBytes.Add(int64(size))
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
@@ -65,17 +66,4 @@ func freeOff[T any](s []T) {
 		panic("idletrack: cannot unmap: " + err.Error())
 	}
 	offHeapBytes.Add(-int64(size))
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }

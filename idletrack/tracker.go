@@ -457,9 +457,8 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 		osh.mu.Unlock()
 		return Rotation{}, false
 	}
-	src := osh.live.at(slot)
-	moved := entry{ID: id, StartedAt: src.StartedAt, LoginAt: src.LoginAt, LastActivity: src.LastActivity,
-		Requests: src.Requests, storedReq: src.storedReq, flags: src.flags&fProbation | fStored}
+	moved := *osh.live.at(slot) // same start, user and counters
+	moved.ID, moved.inflight, moved.flags = id, 0, moved.flags&fProbation|fStored
 	user := osh.live.user(slot)
 	osh.mu.Unlock()
 
