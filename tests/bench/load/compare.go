@@ -153,15 +153,9 @@ func run(cfg runConfig) (runResult, error) {
 		fmt.Fprintf(os.Stderr, "  (errors: %d, first: %v)\n", nErr.Load(), firstErr)
 	}
 	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
-	return runResult{
-		Requests: len(lat),
-		Total:    int(total.Load()),
-		Errors:   int(nErr.Load()),
-		Non200:   int(non200.Load()),
-		RPS:      float64(len(lat)) / cfg.duration.Seconds(),
-		P50:      pct(0.50), P90: pct(0.90), P99: pct(0.99), P999: pct(0.999),
-	}, nil
+	r := roundResult(lat, cfg.duration.Seconds())
+	r.Total, r.Errors, r.Non200 = int(total.Load()), int(nErr.Load()), int(non200.Load())
+	return r, nil
 }
 
 func cmp(a, b error) error {
