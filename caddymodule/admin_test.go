@@ -57,7 +57,8 @@ var adminSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("012345678
 
 // app is the application behind Caddy: POST /login?user=U issues a new sid
 // (U empty: an anonymous session) and names the user in X-User; other
-// requests answer 200 and name the sid's user.
+// requests answer 200 and name the sid's user; /reissue also sets a new sid
+// for the same session.
 type app struct {
 	mu    sync.Mutex
 	users map[string]string
@@ -80,6 +81,14 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if c, err := r.Cookie("sid"); err == nil && a.users[c.Value] != "" {
 		w.Header().Set("X-User", a.users[c.Value])
+		if r.URL.Path == "/reissue" {
+			// Laravel without laravel_key, as idlegate sees it: every
+			// answer carries a new value for the same session.
+			a.n++
+			sid := fmt.Sprintf("raw-cookie-value-%d-%d", time.Now().UnixNano(), a.n)
+			a.users[sid] = a.users[c.Value]
+			http.SetCookie(w, &http.Cookie{Name: "sid", Value: sid, Path: "/"})
+		}
 	}
 	fmt.Fprint(w, "page")
 }
@@ -423,5 +432,49 @@ func TestAdminUIServed(t *testing.T) {
 	}
 	if !strings.Contains(hdr.Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("ui CSP: %q", hdr.Get("Content-Security-Policy"))
+	}
+}
+
+// Parallel requests of one session, each answered with a new value of it
+// (Laravel without laravel_key), rotate that one session: however their
+// rotations interleave, none of the values becomes a session of its own.
+func TestParallelReissueStaysOneSession(t *testing.T) {
+	e := startAdminEnv(t, "")
+	cur := e.login("42")
+	for round := range 40 {
+		values := make([]string, 8)
+		var wg sync.WaitGroup
+		for i := range values {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodGet, e.site+"/reissue", nil)
+				req.AddCookie(&http.Cookie{Name: "sid", Value: cur})
+				resp, err := plain.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("round %d: parallel request refused: %d", round, resp.StatusCode)
+				}
+				for _, c := range resp.Cookies() {
+					if c.Name == "sid" {
+						values[i] = c.Value
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		var all listResp
+		e.api(http.MethodGet, "/idle-sessions/", http.StatusOK, &all)
+		if all.Count != 1 {
+			t.Fatalf("round %d: %d sessions after parallel reissues, want the one: %+v", round, all.Count, all.Sessions)
+		}
+		cur = values[round%len(values)] // any answer's value is the session
 	}
 }

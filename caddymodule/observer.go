@@ -190,12 +190,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			h.addClearCookies(o.Header(), o.req)
 			o.active = false
 		default:
-			if _, ok, err := z.Rotate(o.session, id, o.now); err != nil {
-				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
-			} else if ok {
-				h.shared.ws.rekey(z.Name(), o.session, id)
-				o.session = id
-			}
+			o.rotate(id)
 		}
 	}
 	if o.active && !ended && id == o.session {
@@ -218,6 +213,33 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 		}
 	}
 }
+
+// rotate moves the session to the value whose ID is id. A parallel request
+// of the same session may rotate it between this one's look and its move
+// (Laravel re-encrypts on every response): then it follows the session to
+// its current value and moves it from there, rather than leave id to become
+// a session of its own.
+func (o *observer) rotate(id idletrack.ID) {
+	h, z := o.h, o.h.zone
+	for range maxRotateTries {
+		_, ok, err := z.Rotate(o.session, id, o.now)
+		if ok {
+			if err != nil {
+				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
+			}
+			h.shared.ws.rekey(z.Name(), o.session, id)
+			o.session = id
+			return
+		}
+		if _, live := o.follow(); !live || o.session == id {
+			return
+		}
+	}
+}
+
+// maxRotateTries bounds rotate's retries; each one means another request
+// of the session rotated it meanwhile.
+const maxRotateTries = 8
 
 // follow moves o.session to the session's current value after a parallel
 // rotation, and reports the session (false if it is no longer live).
