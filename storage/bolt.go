@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -34,12 +35,32 @@ import (
 //	d  idle index    BE(last activity when indexed) ++ ID -> nil
 //	b  abs index     BE(start) ++ ID -> nil
 //	f  forget index  BE(forget-at) ++ kind ++ ID -> nil
+//	l  activity log  BE(sequence) ++ -> packed ID ++ BE(last activity) ++ BE(requests)
 //
 // Index keys start with big-endian Unix nanoseconds, so a cursor walks them
 // in time order and a sweep or purge reads only what is due. The idle index
 // is lazy: an entry is written when a session is created and moved only when
 // a conditional end finds the session active since, so a flush of activity
 // writes one key per session and never reorders the index.
+//
+// Activity log. A write that only advances the activity of a stored session
+// (same start, login and user; last activity and requests no lower) does not
+// rewrite its record: each Apply appends one value per zone to "l", holding
+// all such sessions as 28-byte entries, so the 1 s flush writes a few
+// sequential pages instead of one scattered leaf page per session. An entry
+// whose last activity is math.MinInt64 resets the ID: earlier entries no
+// longer apply, because its record was rewritten with them merged in or was
+// deleted. Every other write (new session, login, user change, restart under
+// the same ID, rotation, end) rewrites or deletes the record as before and
+// resets the ID in the log. A session as stored is its record with the
+// log's entries for it replayed on top (max of last activity, max of
+// requests). The Bolt keeps that replay in memory per zone (an index of the
+// unfolded sessions, rebuilt from the log at open), so reads cost one map
+// lookup more. When a zone's index or log grows past its bounds (see
+// logLimits) a background fold writes each logged session's record once, in
+// ID order, in transactions of foldChunk sessions, then deletes the folded
+// values. A file without "l" (written before the log) opens as is; the
+// bucket is created on the first write to the zone.
 //
 // The outbox is bucket "outbox" (BE(next attempt) ++ event ID -> event),
 // with "outbox_ids" (event ID -> BE(next attempt)) to find an event by ID,
@@ -53,6 +74,21 @@ type Bolt struct {
 	rmu      sync.Mutex // guards rnext and rrunning
 	rnext    *removals  // Delivered calls waiting for the next commit
 	rrunning bool       // commitRemovals is running
+
+	// The activity log's in-memory state (boltlog.go). wmu serialises
+	// writes of sessions with their index changes; imu guards logs against
+	// those changes for readers, and the txids say which transaction
+	// the index matches (applied, inflight).
+	wmu      sync.Mutex
+	imu      sync.RWMutex
+	logs     map[string]*zoneLog
+	applied  int // txid of the last commit whose index changes are applied
+	inflight int // txid of a commit in flight that changes the index, or 0
+	limits   logLimits
+	foldc    chan struct{}
+	stop     chan struct{}
+	foldDone chan struct{}
+	foldErr  atomic.Pointer[error]
 }
 
 // BoltOptions tune OpenBolt.
@@ -119,7 +155,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	if err != nil {
 		return nil, damaged(path, err)
 	}
-	s = &Bolt{db: db}
+	s = &Bolt{db: db, limits: defaultLogLimits(), foldc: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, damaged(path, err)
@@ -128,6 +164,11 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 		db.Close()
 		return nil, damaged(path, err)
 	}
+	if err := s.loadLogs(); err != nil {
+		db.Close()
+		return nil, damaged(path, err)
+	}
+	go s.foldLoop()
 	return s, nil
 }
 
@@ -208,11 +249,21 @@ func (s *Bolt) Shared() bool { return false }
 // Path returns the file's path.
 func (s *Bolt) Path() string { return s.db.Path() }
 
-// Close implements Store.
-func (s *Bolt) Close() error { return s.db.Close() }
+// Close implements Store. A fold in progress stops between two chunks; the
+// log keeps what it did not fold.
+func (s *Bolt) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+		<-s.foldDone
+	}
+	return s.db.Close()
+}
 
-// zone returns the sub-buckets of zone, creating them in a write tx.
-type zoneBuckets struct{ s, a, t, d, b, f *bolt.Bucket }
+// zone returns the sub-buckets of zone, creating them in a write tx. l is
+// nil in a read transaction on a file written before the activity log.
+type zoneBuckets struct{ s, a, t, d, b, f, l *bolt.Bucket }
 
 func zoneName(zone string) []byte { return append([]byte("z/"), zone...) }
 
@@ -221,24 +272,24 @@ func getZone(tx *bolt.Tx, zone string) (zoneBuckets, bool) {
 	if zb == nil {
 		return zoneBuckets{}, false
 	}
-	return zoneBuckets{zb.Bucket(bSessions), zb.Bucket(bAliases), zb.Bucket(bTombs), zb.Bucket(bIdleIdx), zb.Bucket(bAbsIdx), zb.Bucket(bForgetIdx)}, true
+	return zoneBuckets{zb.Bucket(bSessions), zb.Bucket(bAliases), zb.Bucket(bTombs), zb.Bucket(bIdleIdx), zb.Bucket(bAbsIdx), zb.Bucket(bForgetIdx), zb.Bucket(bLog)}, true
 }
 
 func ensureZone(tx *bolt.Tx, zone string) (zoneBuckets, error) {
-	if z, ok := getZone(tx, zone); ok {
+	if z, ok := getZone(tx, zone); ok && z.l != nil {
 		return z, nil
 	}
 	zb, err := tx.CreateBucketIfNotExists(zoneName(zone))
 	if err != nil {
 		return zoneBuckets{}, err
 	}
-	var out [6]*bolt.Bucket
-	for i, n := range [][]byte{bSessions, bAliases, bTombs, bIdleIdx, bAbsIdx, bForgetIdx} {
+	var out [7]*bolt.Bucket
+	for i, n := range [][]byte{bSessions, bAliases, bTombs, bIdleIdx, bAbsIdx, bForgetIdx, bLog} {
 		if out[i], err = zb.CreateBucketIfNotExists(n); err != nil {
 			return zoneBuckets{}, err
 		}
 	}
-	return zoneBuckets{out[0], out[1], out[2], out[3], out[4], out[5]}, nil
+	return zoneBuckets{out[0], out[1], out[2], out[3], out[4], out[5], out[6]}, nil
 }
 
 // record is a stored session plus the time under which the idle index holds it.
@@ -297,11 +348,24 @@ func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
 	return r, err == nil, err
 }
 
-func putSession(z zoneBuckets, s idletrack.Session) error {
-	old, found, err := getRecord(z, s.ID)
+// putSession writes s. If it only advances the activity of the stored
+// session, it goes to the activity log; otherwise the record is rewritten
+// (with the logged activity merged in) and the ID reset in the log.
+func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
+	old, found, err := w.record(z, zone, s.ID)
 	if err != nil {
 		return err
 	}
+	if found && old.StartedAt == s.StartedAt && old.LoginAt == s.LoginAt && old.User == s.User && s.Requests >= old.Requests {
+		if s.LastActivity <= old.LastActivity && s.Requests == old.Requests {
+			return nil // nothing new
+		}
+		if _, logged := w.logged(zone, s.ID); logged || !w.indexFull(zone) {
+			w.logActivity(zone, s.ID, s.LastActivity, s.Requests)
+			return nil
+		}
+	}
+	defer w.reset(zone, s.ID)
 	r := record{Session: s, idx: s.LastActivity}
 	switch {
 	case !found:
@@ -349,9 +413,19 @@ func (s *Bolt) Sessions(_ context.Context, zone string) (n int, err error) {
 	return n, err
 }
 
-// Load implements Store.
+// Load implements Store. Sessions come with their logged activity merged.
 func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), alias func(Alias)) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	var logged map[idletrack.ID]logEnt
+	tx, err := s.view(func(logs map[string]*zoneLog) {
+		if zl := logs[zone]; zl != nil && len(zl.idx) > 0 {
+			logged = maps.Clone(zl.idx)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return func() error {
 		z, ok := getZone(tx, zone)
 		if !ok {
 			return nil
@@ -360,6 +434,9 @@ func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), 
 			r, err := decodeRecord(k, v)
 			if err != nil {
 				return err
+			}
+			if e, ok := logged[r.ID]; ok {
+				e.apply(&r.Session)
 			}
 			fn(r.Session)
 			return nil
@@ -374,7 +451,7 @@ func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), 
 			alias(a)
 			return nil
 		})
-	})
+	}()
 }
 
 func encodeAlias(a Alias) []byte {
@@ -399,12 +476,26 @@ func decodeAlias(k, v []byte) (Alias, error) {
 
 // Lookup implements Store.
 func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Record, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	var e logEnt
+	var logged bool
+	tx, err := s.view(func(logs map[string]*zoneLog) {
+		if zl := logs[zone]; zl != nil {
+			e, logged = zl.idx[id]
+		}
+	})
+	if err != nil {
+		return rec, err
+	}
+	defer tx.Rollback()
+	err = func() error {
 		z, ok := getZone(tx, zone)
 		if !ok {
 			return nil
 		}
 		if r, found, err := getRecord(z, id); err != nil || found {
+			if logged {
+				e.apply(&r.Session)
+			}
 			rec = Record{Kind: KindSession, Session: r.Session}
 			return err
 		}
@@ -417,7 +508,7 @@ func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Reco
 			rec = Record{Kind: KindTombstone, Until: keyTime(v), Reason: idletrack.Reason(v[8:])}
 		}
 		return nil
-	})
+	}()
 	return rec, err
 }
 
@@ -425,14 +516,15 @@ func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Reco
 func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 	var results []EndResult
 	var queued, err = 0, error(nil)
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(wt *wtx) error {
+		tx := wt.tx
 		results, queued = results[:0], 0
 		for _, w := range b.Sessions {
 			z, err := ensureZone(tx, w.Zone)
 			if err != nil {
 				return err
 			}
-			if err := putSession(z, w.Session); err != nil {
+			if err := putSession(wt, z, w.Zone, w.Session); err != nil {
 				return err
 			}
 		}
@@ -441,14 +533,20 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 			if err != nil {
 				return err
 			}
-			if old, found, err := getRecord(z, w.Old); err != nil {
+			moved := w.Session
+			if old, found, err := wt.record(z, w.Zone, w.Old); err != nil {
 				return err
 			} else if found {
 				if err := deleteSession(z, old); err != nil {
 					return err
 				}
+				wt.reset(w.Zone, w.Old)
+				if old.StartedAt == moved.StartedAt { // the stored activity carries
+					moved.LastActivity = max(moved.LastActivity, old.LastActivity)
+					moved.Requests = max(moved.Requests, old.Requests)
+				}
 			}
-			if err := putSession(z, w.Session); err != nil {
+			if err := putSession(wt, z, w.Zone, moved); err != nil {
 				return err
 			}
 			a := Alias{Old: w.Old, Target: w.Session.ID, GraceUntil: w.GraceUntil, ForgetAt: w.ForgetAt}
@@ -460,7 +558,7 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 			}
 		}
 		for _, w := range b.Ends {
-			res, evs, err := endSession(tx, w)
+			res, evs, err := endSession(wt, w)
 			if err != nil {
 				return err
 			}
@@ -484,12 +582,18 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 		return nil, err
 	}
 	s.pending.Add(int64(queued))
+	if s.limits.background && s.foldDue() {
+		select {
+		case s.foldc <- struct{}{}:
+		default:
+		}
+	}
 	return results, nil
 }
 
-func endSession(tx *bolt.Tx, w EndWrite) (EndResult, []Event, error) {
+func endSession(wt *wtx, w EndWrite) (EndResult, []Event, error) {
 	e := w.End
-	z, err := ensureZone(tx, e.Zone)
+	z, err := ensureZone(wt.tx, e.Zone)
 	if err != nil {
 		return EndResult{}, nil, err
 	}
@@ -497,7 +601,7 @@ func endSession(tx *bolt.Tx, w EndWrite) (EndResult, []Event, error) {
 	if v := z.t.Get(id[:]); v != nil {
 		return EndResult{}, nil, nil // it ended before: exactly once
 	}
-	stored, found, err := getRecord(z, id)
+	stored, found, err := wt.record(z, e.Zone, id)
 	if err != nil {
 		return EndResult{}, nil, err
 	}
@@ -518,12 +622,14 @@ func endSession(tx *bolt.Tx, w EndWrite) (EndResult, []Event, error) {
 				if err := z.s.Put(id[:], encodeRecord(record{Session: cur, idx: cur.LastActivity})); err != nil {
 					return EndResult{}, nil, err
 				}
+				wt.reset(e.Zone, id)
 				return EndResult{Current: &cur}, nil, nil
 			}
 		}
 		if err := deleteSession(z, stored); err != nil {
 			return EndResult{}, nil, err
 		}
+		wt.reset(e.Zone, id)
 	}
 	tv := make([]byte, 8, 8+len(e.Reason))
 	binary.BigEndian.PutUint64(tv, uint64(w.TombstoneUntil))

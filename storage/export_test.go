@@ -1,5 +1,62 @@
 package storage
 
+import (
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/idlegate/idlegate/idletrack"
+)
+
 // EndConflicts reports how often s re-read sessions to end because another
 // instance had written them since the read.
 func EndConflicts(s *Redis) int64 { return s.conflicts.Load() }
+
+// SetLogLimits sets when s folds its activity log and how many sessions its
+// index may hold; background false leaves folding to Fold.
+func SetLogLimits(s *Bolt, foldIndex, foldValues, capIndex int, background bool) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.limits = logLimits{foldIndex: foldIndex, foldValues: foldValues, foldBytes: 8 << 20, capIndex: capIndex, background: background}
+}
+
+// Fold folds every zone's activity log now.
+func Fold(s *Bolt) error { return s.fold() }
+
+// FoldDue reports whether a fold is due.
+func FoldDue(s *Bolt) bool { return s.foldDue() }
+
+// LogState returns how many sessions zone's log index holds and how many
+// values its log bucket holds.
+func LogState(s *Bolt, zone string) (indexed, values int) {
+	s.imu.RLock()
+	defer s.imu.RUnlock()
+	if zl := s.logs[zone]; zl != nil {
+		return len(zl.idx), zl.values
+	}
+	return 0, 0
+}
+
+// RawSession reads id's record as written, without its logged activity.
+func RawSession(s *Bolt, zone string, id idletrack.ID) (idletrack.Session, bool) {
+	var out idletrack.Session
+	var found bool
+	s.db.View(func(tx *bolt.Tx) error {
+		if z, ok := getZone(tx, zone); ok {
+			r, f, _ := getRecord(z, id)
+			out, found = r.Session, f
+		}
+		return nil
+	})
+	return out, found
+}
+
+// LogValues counts the values in zone's log bucket on disk.
+func LogValues(s *Bolt, zone string) int {
+	n := 0
+	s.db.View(func(tx *bolt.Tx) error {
+		if z, ok := getZone(tx, zone); ok && z.l != nil {
+			n = z.l.Stats().KeyN
+		}
+		return nil
+	})
+	return n
+}

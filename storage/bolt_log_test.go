@@ -1,0 +1,411 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/storage"
+)
+
+// Tests of the activity log: activity-only writes are appended to the log
+// and merged into every read; the fold writes them into the records.
+
+var lt0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC).UnixNano()
+
+func lat(d time.Duration) int64 { return lt0 + int64(d) }
+
+func lid(n int) idletrack.ID {
+	var i idletrack.ID
+	copy(i[:], fmt.Sprintf("logtest-%08d", n))
+	return i
+}
+
+func lsession(n int) idletrack.Session {
+	return idletrack.Session{ID: lid(n), User: "42", StartedAt: lat(0), LoginAt: lat(0), LastActivity: lat(0), Requests: 1}
+}
+
+// logStore opens a store at path whose log is folded only by Fold.
+func logStore(t testing.TB, path string) *storage.Bolt {
+	t.Helper()
+	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage.SetLogLimits(st, 1<<30, 1<<30, 1<<30, false)
+	return st
+}
+
+func lapply(t testing.TB, st storage.Store, b *storage.Batch) []storage.EndResult {
+	t.Helper()
+	res, err := st.Apply(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func lactivity(ss ...idletrack.Session) *storage.Batch {
+	b := &storage.Batch{}
+	for _, s := range ss {
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{Session: s, ReqDelta: 1}, ActivityOnly: true})
+	}
+	return b
+}
+
+func lookupSession(t testing.TB, st storage.Store, id idletrack.ID) idletrack.Session {
+	t.Helper()
+	r, err := st.Lookup(context.Background(), "z", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != storage.KindSession {
+		t.Fatalf("Lookup: kind %d, want a session", r.Kind)
+	}
+	return r.Session
+}
+
+func loadAll(t testing.TB, st storage.Store) map[idletrack.ID]idletrack.Session {
+	t.Helper()
+	out := map[idletrack.ID]idletrack.Session{}
+	if err := st.Load(context.Background(), "z", func(s idletrack.Session) { out[s.ID] = s }, func(storage.Alias) {}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBoltActivityIsLoggedAndReadBackAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	s := lsession(1)
+	lapply(t, st, lactivity(s))
+	active := s
+	active.LastActivity, active.Requests = lat(time.Minute), 5
+	lapply(t, st, lactivity(active))
+	if raw, _ := storage.RawSession(st, "z", s.ID); raw != s {
+		t.Fatalf("activity must go to the log, not rewrite the record: %+v", raw)
+	}
+	if n, _ := storage.LogState(st, "z"); n != 1 {
+		t.Fatalf("index holds %d sessions, want 1", n)
+	}
+	if got := lookupSession(t, st, s.ID); got != active {
+		t.Fatalf("Lookup = %+v, want %+v", got, active)
+	}
+	// A crash: nothing folded, the process gone. Close does not fold.
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	if got := lookupSession(t, st, s.ID); got != active {
+		t.Fatalf("after reopen, Lookup = %+v, want %+v", got, active)
+	}
+	if got := loadAll(t, st)[s.ID]; got != active {
+		t.Fatalf("after reopen, Load = %+v, want %+v", got, active)
+	}
+	// Older activity changes nothing.
+	stale := active
+	stale.LastActivity = s.LastActivity
+	lapply(t, st, lactivity(stale))
+	if got := lookupSession(t, st, s.ID); got != active {
+		t.Fatalf("stale activity lowered the session: %+v", got)
+	}
+}
+
+func TestBoltEndSeesLoggedActivity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	s := lsession(1)
+	lapply(t, st, lactivity(s))
+	active := s
+	active.LastActivity, active.Requests = lat(20*time.Minute), 9
+	lapply(t, st, lactivity(active))
+
+	p := idletrack.DefaultPolicy()
+	p.Idle = 30 * time.Minute
+	var ended []idletrack.End
+	end := func(e idletrack.End) storage.EndWrite {
+		return storage.EndWrite{End: e, Policy: p, TombstoneUntil: e.EndedAt + int64(time.Hour),
+			Events: func(e idletrack.End) []storage.Event {
+				ended = append(ended, e)
+				return []storage.Event{{ID: "msg_" + e.Session.ID.Short(), Zone: "z", Type: "session.ended", At: e.EndedAt, NextAt: e.EndedAt}}
+			}}
+	}
+	// Memory's copy is stale (activity at 0): the idle end at 30m must
+	// yield to the logged activity at 20m.
+	res := lapply(t, st, &storage.Batch{Ends: []storage.EndWrite{end(idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonIdle, EndedAt: lat(30 * time.Minute)})}})
+	if res[0].Ended || res[0].Current == nil || *res[0].Current != active {
+		t.Fatalf("the idle end must yield to logged activity: %+v", res[0])
+	}
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	if got := lookupSession(t, st, s.ID); got != active {
+		t.Fatalf("after the kept session and a reopen: %+v, want %+v", got, active)
+	}
+	later := active
+	later.LastActivity, later.Requests = lat(25*time.Minute), 12
+	lapply(t, st, lactivity(later))
+	res = lapply(t, st, &storage.Batch{Ends: []storage.EndWrite{end(idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonLogout, EndedAt: lat(40 * time.Minute)})}})
+	if !res[0].Ended || res[0].End.Session != later || len(ended) != 1 || ended[0].Session != later {
+		t.Fatalf("the end (and its webhook) must carry the logged activity %+v: %+v, events %+v", later, res[0], ended)
+	}
+	if d := ended[0].Session.LastActivity - ended[0].Session.OnlineSince(); d != int64(25*time.Minute) {
+		t.Fatalf("duration %v, want 25m", time.Duration(d))
+	}
+}
+
+func TestBoltFoldWritesMergedRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	const n = 20_000 // more than one fold chunk
+	want := map[idletrack.ID]idletrack.Session{}
+	var b storage.Batch
+	for i := range n {
+		s := lsession(i)
+		want[s.ID] = s
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{Session: s}})
+	}
+	lapply(t, st, &b)
+	for round := 1; round <= 5; round++ {
+		var ss []idletrack.Session
+		for i := round; i < n; i += round {
+			s := want[lid(i)]
+			s.LastActivity, s.Requests = lat(time.Duration(round)*time.Second), s.Requests+uint32(round)
+			want[s.ID] = s
+			ss = append(ss, s)
+		}
+		lapply(t, st, lactivity(ss...))
+	}
+	if idx, vals := storage.LogState(st, "z"); idx != n-1 || vals != 5 {
+		t.Fatalf("before the fold: index %d, values %d", idx, vals)
+	}
+	if err := storage.Fold(st); err != nil {
+		t.Fatal(err)
+	}
+	if idx, vals := storage.LogState(st, "z"); idx != 0 || vals != 0 || storage.LogValues(st, "z") != 0 {
+		t.Fatalf("after the fold: index %d, values %d (%d on disk), want an empty log", idx, vals, storage.LogValues(st, "z"))
+	}
+	for id, s := range want {
+		if raw, ok := storage.RawSession(st, "z", id); !ok || raw != s {
+			t.Fatalf("folded record %+v, want %+v", raw, s)
+		}
+	}
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	got := loadAll(t, st)
+	if len(got) != n {
+		t.Fatalf("loaded %d sessions", len(got))
+	}
+	for id, s := range want {
+		if got[id] != s {
+			t.Fatalf("after fold and reopen: %+v, want %+v", got[id], s)
+		}
+	}
+}
+
+// A fold that runs while flushes keep logging leaves the newer activity in
+// the log, and a crash then gives the merged state.
+func TestBoltFoldInterleavedWithFlushes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage.SetLogLimits(st, 500, 4, 1<<30, true) // fold often, in the background
+	const n = 3000
+	want := make([]idletrack.Session, n)
+	var b storage.Batch
+	for i := range n {
+		want[i] = lsession(i)
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{Session: want[i]}})
+	}
+	lapply(t, st, &b)
+	for round := 1; round <= 60; round++ {
+		var ss []idletrack.Session
+		for i := round % 7; i < n; i += 7 {
+			want[i].LastActivity, want[i].Requests = lat(time.Duration(round)*time.Second), want[i].Requests+1
+			ss = append(ss, want[i])
+		}
+		lapply(t, st, lactivity(ss...))
+		if round%10 == 0 {
+			// A user change under the same ID: a new logical session with
+			// fewer requests. Stale entries must not raise it.
+			s := want[round]
+			s.User, s.StartedAt, s.LoginAt, s.Requests = "new", lat(time.Duration(round)*time.Second), lat(time.Duration(round)*time.Second), 1
+			s.LastActivity = max(s.LastActivity, want[round].LastActivity)
+			want[round] = s
+			lapply(t, st, &storage.Batch{Sessions: []storage.SessionWrite{{Zone: "z", Change: idletrack.Change{Session: s}}}})
+		}
+	}
+	check := func(what string) {
+		got := loadAll(t, st)
+		for _, s := range want {
+			if got[s.ID] != s {
+				t.Fatalf("%s: %+v, want %+v", what, got[s.ID], s)
+			}
+			if l := lookupSession(t, st, s.ID); l != s {
+				t.Fatalf("%s: Lookup %+v, want %+v", what, l, s)
+			}
+		}
+	}
+	check("live")
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	check("after reopen")
+}
+
+func TestBoltStaleLogEntriesDoNotResurrect(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	s := lsession(1)
+	lapply(t, st, lactivity(s))
+	active := s
+	active.LastActivity, active.Requests = lat(time.Minute), 50
+	lapply(t, st, lactivity(active))
+	p := idletrack.DefaultPolicy()
+	e := idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonLogout, EndedAt: lat(2 * time.Minute)}
+	lapply(t, st, &storage.Batch{Ends: []storage.EndWrite{{End: e, Policy: p, TombstoneUntil: lat(time.Hour)}}})
+	// The ended session's activity stays in the log until a fold.
+	st.Close()
+	st = logStore(t, path)
+	if r, _ := st.Lookup(context.Background(), "z", s.ID); r.Kind != storage.KindTombstone {
+		t.Fatalf("after reopen: %+v, want the tombstone", r)
+	}
+	if len(loadAll(t, st)) != 0 {
+		t.Fatal("an ended session came back from the log")
+	}
+	if idx, _ := storage.LogState(st, "z"); idx != 0 {
+		t.Fatalf("the ended session is still in the index: %d", idx)
+	}
+	// Its tombstone is forgotten; a new session under the ID starts afresh.
+	if _, err := st.Purge(context.Background(), lat(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	again := s
+	again.StartedAt, again.LoginAt, again.LastActivity, again.Requests = lat(3*time.Hour), lat(3*time.Hour), lat(3*time.Hour), 1
+	lapply(t, st, &storage.Batch{Sessions: []storage.SessionWrite{{Zone: "z", Change: idletrack.Change{Session: again}}}})
+	if got := lookupSession(t, st, s.ID); got != again {
+		t.Fatalf("new session under an old ID: %+v, want %+v", got, again)
+	}
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	if got := lookupSession(t, st, s.ID); got != again {
+		t.Fatalf("after reopen: %+v, want %+v", got, again)
+	}
+	if err := storage.Fold(st); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := storage.RawSession(st, "z", s.ID); raw != again {
+		t.Fatalf("after a fold: %+v, want %+v", raw, again)
+	}
+}
+
+func TestBoltRotationCarriesLoggedActivity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	s := lsession(1)
+	lapply(t, st, lactivity(s))
+	active := s
+	active.LastActivity, active.Requests = lat(10*time.Minute), 7
+	lapply(t, st, lactivity(active))
+	moved := s // a copy without the logged activity
+	moved.ID = lid(2)
+	lapply(t, st, &storage.Batch{Rotations: []storage.RotationWrite{{Zone: "z", Rotation: idletrack.Rotation{
+		Old: s.ID, Session: moved, GraceUntil: lat(11 * time.Minute), ForgetAt: lat(time.Hour)}}}})
+	want := active
+	want.ID = moved.ID
+	for _, reopen := range []bool{false, true} {
+		if reopen {
+			st.Close()
+			st = logStore(t, path)
+		}
+		if got := lookupSession(t, st, moved.ID); got != want {
+			t.Fatalf("reopen %v: rotated session %+v, want %+v", reopen, got, want)
+		}
+		if r, _ := st.Lookup(context.Background(), "z", s.ID); r.Kind != storage.KindAlias {
+			t.Fatalf("reopen %v: old ID %+v, want an alias", reopen, r)
+		}
+		if got := loadAll(t, st); len(got) != 1 || got[moved.ID] != want {
+			t.Fatalf("reopen %v: Load %+v", reopen, got)
+		}
+	}
+	st.Close()
+}
+
+// Without a fold, the index stops growing at its cap: further sessions take
+// the rewrite path.
+func TestBoltLogIndexIsBounded(t *testing.T) {
+	st := logStore(t, filepath.Join(t.TempDir(), "sessions.db"))
+	defer st.Close()
+	storage.SetLogLimits(st, 1<<30, 1<<30, 10, false)
+	var ss []idletrack.Session
+	for i := range 100 {
+		ss = append(ss, lsession(i))
+	}
+	lapply(t, st, lactivity(ss...))
+	for i := range ss {
+		ss[i].LastActivity, ss[i].Requests = lat(time.Minute), 3
+	}
+	lapply(t, st, lactivity(ss...))
+	if idx, _ := storage.LogState(st, "z"); idx != 10 {
+		t.Fatalf("index holds %d, want the cap of 10", idx)
+	}
+	for _, s := range ss {
+		if got := lookupSession(t, st, s.ID); got != s {
+			t.Fatalf("%+v, want %+v", got, s)
+		}
+	}
+}
+
+// Readers never see a session's activity go back while flushes and folds
+// run: each reads the index that matches its snapshot.
+func TestBoltReadsAreConsistentWithFolds(t *testing.T) {
+	st, err := storage.OpenBolt(filepath.Join(t.TempDir(), "sessions.db"), storage.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	storage.SetLogLimits(st, 50, 3, 1<<30, true)
+	const n = 200
+	var ss []idletrack.Session
+	for i := range n {
+		ss = append(ss, lsession(i))
+	}
+	lapply(t, st, lactivity(ss...))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seen := make([]int64, n)
+			for i := r; !stop.Load(); i = (i + 7) % n {
+				got, err := st.Lookup(context.Background(), "z", lid(i))
+				if err != nil || got.Kind != storage.KindSession {
+					t.Errorf("Lookup: %+v %v", got, err)
+					return
+				}
+				if got.Session.LastActivity < seen[i] {
+					t.Errorf("session %d went back from %d to %d", i, seen[i], got.Session.LastActivity)
+					return
+				}
+				seen[i] = got.Session.LastActivity
+			}
+		}()
+	}
+	for round := 1; round <= 300; round++ {
+		for i := range ss {
+			ss[i].LastActivity, ss[i].Requests = lat(time.Duration(round)*time.Millisecond), ss[i].Requests+1
+		}
+		lapply(t, st, lactivity(ss...))
+	}
+	stop.Store(true)
+	wg.Wait()
+}

@@ -1,0 +1,457 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/idlegate/idlegate/idletrack"
+)
+
+// The activity log. A flush of activity appends one value per zone to the
+// zone's "l" bucket instead of rewriting a scattered session record per
+// session; the fold later writes each logged session's record once, in ID
+// order. See the comment on Bolt for the layout.
+//
+// A log value is a run of 28-byte entries: ID(16) ++ BE(last activity)(8)
+// ++ BE(requests)(4). An entry raises the record's last activity and
+// request count to at least its own (max). An entry whose last activity is
+// math.MinInt64 is a reset: entries for the ID before it no longer apply
+// (the record was rewritten with them merged in, or deleted). Entries are
+// replayed in key order, so the log's state at any commit is exactly what
+// the in-memory index held after that commit.
+
+const (
+	logEntry  = 16 + 8 + 4
+	logReset  = math.MinInt64
+	foldChunk = 8192 // sessions written per fold transaction
+)
+
+var bLog = []byte("l")
+
+// logEnt is the unfolded logged activity of one session.
+type logEnt struct {
+	last int64
+	req  uint32
+}
+
+func (e logEnt) apply(s *idletrack.Session) {
+	s.LastActivity = max(s.LastActivity, e.last)
+	s.Requests = max(s.Requests, e.req)
+}
+
+// zoneLog is the in-memory state of one zone's log.
+type zoneLog struct {
+	idx     map[idletrack.ID]logEnt // unfolded activity per session
+	values  int                     // values in the log bucket
+	entries int                     // entries in them (resets included)
+	seq     uint64                  // key of the last value
+}
+
+// logLimits bound the log and its index.
+type logLimits struct {
+	foldIndex  int // fold when a zone's index holds this many sessions
+	foldValues int // or its log this many values
+	foldBytes  int // or this many bytes of entries
+	capIndex   int // beyond this, activity takes the rewrite path
+	background bool
+}
+
+func defaultLogLimits() logLimits {
+	return logLimits{foldIndex: 64 << 10, foldValues: 60, foldBytes: 8 << 20, capIndex: 128 << 10, background: true}
+}
+
+func appendLogEntry(b []byte, id idletrack.ID, last int64, req uint32) []byte {
+	b = append(b, id[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(last))
+	return binary.BigEndian.AppendUint32(b, req)
+}
+
+// replay applies one log value to idx.
+func replay(idx map[idletrack.ID]logEnt, v []byte) error {
+	if len(v)%logEntry != 0 {
+		return fmt.Errorf("activity log value of %d bytes: bad encoding", len(v))
+	}
+	for ; len(v) > 0; v = v[logEntry:] {
+		var id idletrack.ID
+		copy(id[:], v)
+		last := int64(binary.BigEndian.Uint64(v[16:]))
+		if last == logReset {
+			delete(idx, id)
+			continue
+		}
+		e := idx[id]
+		idx[id] = logEnt{last: max(e.last, last), req: max(e.req, binary.BigEndian.Uint32(v[24:]))}
+	}
+	return nil
+}
+
+// loadLogs rebuilds every zone's index from its log, at open.
+func (s *Bolt) loadLogs() error {
+	s.logs = map[string]*zoneLog{}
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, zb *bolt.Bucket) error {
+			if !bytes.HasPrefix(name, []byte("z/")) {
+				return nil
+			}
+			l := zb.Bucket(bLog)
+			if l == nil {
+				return nil
+			}
+			zl := &zoneLog{idx: map[idletrack.ID]logEnt{}}
+			if err := l.ForEach(func(k, v []byte) error {
+				if len(k) != 8 {
+					return fmt.Errorf("activity log: bad key")
+				}
+				zl.values++
+				zl.entries += len(v) / logEntry
+				zl.seq = binary.BigEndian.Uint64(k)
+				return replay(zl.idx, v)
+			}); err != nil {
+				return err
+			}
+			s.logs[string(name[2:])] = zl
+			return nil
+		})
+	})
+}
+
+// wtx is a write transaction on sessions: the bbolt transaction plus the
+// changes it makes to the in-memory index, applied once it commits.
+type wtx struct {
+	s    *Bolt
+	tx   *bolt.Tx
+	over map[string]map[idletrack.ID]ovEnt // per zone: changed index entries
+	vals map[string][]byte                 // per zone: the log value to append
+	drop map[string]logCount               // per zone: what the log holds after a fold deleted values
+	seqs map[string]uint64                 // per zone: the key of the value appended
+}
+
+type logCount struct {
+	values, entries int
+	empty           bool // the log is empty: so is the index
+}
+
+type ovEnt struct {
+	logEnt
+	reset bool
+}
+
+// logged returns the unfolded activity of id as this transaction sees it.
+func (w *wtx) logged(zone string, id idletrack.ID) (logEnt, bool) {
+	if o, ok := w.over[zone][id]; ok {
+		return o.logEnt, !o.reset
+	}
+	if zl := w.s.logs[zone]; zl != nil {
+		e, ok := zl.idx[id]
+		return e, ok
+	}
+	return logEnt{}, false
+}
+
+func (w *wtx) zoneOver(zone string) map[idletrack.ID]ovEnt {
+	m := w.over[zone]
+	if m == nil {
+		if w.over == nil {
+			w.over, w.vals = map[string]map[idletrack.ID]ovEnt{}, map[string][]byte{}
+		}
+		m = map[idletrack.ID]ovEnt{}
+		w.over[zone] = m
+	}
+	return m
+}
+
+// logActivity appends activity of id to the zone's log value.
+func (w *wtx) logActivity(zone string, id idletrack.ID, last int64, req uint32) {
+	e, _ := w.logged(zone, id)
+	w.zoneOver(zone)[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req)}}
+	w.vals[zone] = appendLogEntry(w.vals[zone], id, last, req)
+}
+
+// reset drops id's logged activity: its record was just rewritten with the
+// activity merged in, or deleted.
+func (w *wtx) reset(zone string, id idletrack.ID) {
+	if _, ok := w.logged(zone, id); !ok {
+		return
+	}
+	w.zoneOver(zone)[id] = ovEnt{reset: true}
+	w.vals[zone] = appendLogEntry(w.vals[zone], id, logReset, 0)
+}
+
+// indexFull reports whether zone's index may not grow.
+func (w *wtx) indexFull(zone string) bool {
+	n := len(w.over[zone])
+	if zl := w.s.logs[zone]; zl != nil {
+		n += len(zl.idx)
+	}
+	return n >= w.s.limits.capIndex
+}
+
+// record reads id's record with its logged activity merged in.
+func (w *wtx) record(z zoneBuckets, zone string, id idletrack.ID) (record, bool, error) {
+	r, found, err := getRecord(z, id)
+	if found {
+		if e, ok := w.logged(zone, id); ok {
+			e.apply(&r.Session)
+		}
+	}
+	return r, found, err
+}
+
+// update runs fn in a write transaction on sessions. Such transactions are
+// serialised with their index changes, so each sees the index as the
+// previous one left it; readers see the index that matches their snapshot.
+func (s *Bolt) update(fn func(w *wtx) error) (err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback()
+		}
+	}()
+	w := &wtx{s: s, tx: tx}
+	if err := fn(w); err != nil {
+		return err
+	}
+	w.seqs = map[string]uint64{}
+	seqs := w.seqs
+	for zone, v := range w.vals {
+		if len(v) == 0 {
+			continue
+		}
+		z, err := ensureZone(tx, zone)
+		if err != nil {
+			return err
+		}
+		seq, err := z.l.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := z.l.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+			return err
+		}
+		seqs[zone] = seq
+	}
+	txid := tx.ID()
+	if len(w.over) > 0 || len(w.drop) > 0 {
+		s.imu.Lock()
+		s.inflight = txid
+		s.imu.Unlock()
+	}
+	committed = true
+	err = tx.Commit()
+	if len(w.over) == 0 && len(w.drop) == 0 {
+		return err
+	}
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	s.inflight = 0
+	if err != nil {
+		return err
+	}
+	s.applied = txid
+	for zone, over := range w.over {
+		zl := s.logs[zone]
+		if zl == nil {
+			zl = &zoneLog{idx: map[idletrack.ID]logEnt{}}
+			s.logs[zone] = zl
+		}
+		for id, o := range over {
+			if o.reset {
+				delete(zl.idx, id)
+			} else {
+				zl.idx[id] = o.logEnt
+			}
+		}
+	}
+	for zone, n := range w.drop {
+		zl := s.logs[zone]
+		zl.values, zl.entries = n.values, n.entries
+		if n.empty {
+			clear(zl.idx)
+		}
+	}
+	for zone, seq := range seqs {
+		zl := s.logs[zone]
+		zl.values++
+		zl.entries += len(w.vals[zone]) / logEntry
+		zl.seq = seq
+	}
+	return nil
+}
+
+// view begins a read transaction whose snapshot matches the index, and
+// calls pick with the index under its read lock. A reader never waits for
+// a commit's fsync: it retries only when it began between a commit and the
+// index update that goes with it.
+func (s *Bolt) view(pick func(logs map[string]*zoneLog)) (*bolt.Tx, error) {
+	for {
+		tx, err := s.db.Begin(false)
+		if err != nil {
+			return nil, err
+		}
+		r := tx.ID()
+		s.imu.RLock()
+		ok := s.applied <= r && (s.inflight == 0 || s.inflight > r)
+		if ok {
+			pick(s.logs)
+		}
+		s.imu.RUnlock()
+		if ok {
+			return tx, nil
+		}
+		tx.Rollback()
+		time.Sleep(10 * time.Microsecond)
+	}
+}
+
+// foldDue reports whether a zone's log should be folded.
+func (s *Bolt) foldDue() bool {
+	s.imu.RLock()
+	defer s.imu.RUnlock()
+	for _, zl := range s.logs {
+		if len(zl.idx) >= s.limits.foldIndex || zl.values >= s.limits.foldValues || zl.entries*logEntry >= s.limits.foldBytes {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Bolt) foldLoop() {
+	defer close(s.foldDone)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.foldc:
+			if err := s.fold(); err != nil {
+				// The log stays; the next trigger tries again. Readers
+				// are unaffected: they merge the log.
+				s.foldErr.Store(&err)
+			}
+		}
+	}
+}
+
+// fold writes the logged activity of every zone into the session records
+// and empties the logs.
+func (s *Bolt) fold() error {
+	s.imu.RLock()
+	var zones []string
+	for zone, zl := range s.logs {
+		if zl.values > 0 {
+			zones = append(zones, zone)
+		}
+	}
+	s.imu.RUnlock()
+	for _, zone := range zones {
+		if err := s.foldZone(zone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldZone folds in chunks of foldChunk sessions, one transaction each, so
+// that writes of new sessions are not held up behind one long transaction.
+// Each chunk writes its sessions' merged records in ID order (each leaf page
+// is rewritten once) and resets them in the log. The last chunk deletes the
+// values that were in the log when the fold began: every entry in them is
+// then folded or reset.
+func (s *Bolt) foldZone(zone string) error {
+	s.wmu.Lock()
+	zl := s.logs[zone]
+	upto := zl.seq
+	ids := make([]idletrack.ID, 0, len(zl.idx))
+	for id := range zl.idx {
+		ids = append(ids, id)
+	}
+	s.wmu.Unlock()
+	slices.SortFunc(ids, func(a, b idletrack.ID) int { return bytes.Compare(a[:], b[:]) })
+	own := map[uint64]bool{} // the values of resets this fold wrote
+	for {
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+		chunk := ids[:min(len(ids), foldChunk)]
+		ids = ids[len(chunk):]
+		last := len(ids) == 0
+		var wt *wtx
+		if err := s.update(func(w *wtx) error {
+			wt = w
+			z, err := ensureZone(w.tx, zone)
+			if err != nil {
+				return err
+			}
+			for _, id := range chunk {
+				e, ok := w.logged(zone, id)
+				if !ok {
+					continue // reset since
+				}
+				r, found, err := getRecord(z, id)
+				if err != nil {
+					return err
+				}
+				if found {
+					e.apply(&r.Session)
+					if err := z.s.Put(id[:], encodeRecord(r)); err != nil {
+						return err
+					}
+				}
+				w.reset(zone, id)
+			}
+			if !last {
+				return nil
+			}
+			c := z.l.Cursor()
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upto; k, _ = c.First() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+			// If nothing but this fold wrote to the log since it began,
+			// its own resets have nothing left to reset: the log empties.
+			var n logCount
+			clean := true
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				n.values++
+				n.entries += len(v) / logEntry
+				clean = clean && own[binary.BigEndian.Uint64(k)]
+			}
+			if clean {
+				for k, _ := c.First(); k != nil; k, _ = c.First() {
+					if err := c.Delete(); err != nil {
+						return err
+					}
+				}
+				n = logCount{empty: true}
+				delete(w.vals, zone)
+			}
+			if w.drop == nil {
+				w.drop = map[string]logCount{}
+			}
+			w.drop[zone] = n
+			return nil
+		}); err != nil {
+			return err
+		}
+		if seq, ok := wt.seqs[zone]; ok {
+			own[seq] = true
+		}
+		if last {
+			return nil
+		}
+	}
+}
