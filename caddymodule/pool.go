@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
@@ -99,7 +100,11 @@ func openStore(c *StoreConfig) (storage.Store, error) {
 	case "redis":
 		return openRedis(c)
 	default:
-		return storage.OpenBolt(c.Path, storage.BoltOptions{})
+		return storage.OpenBolt(c.Path, storage.BoltOptions{FoldError: func(err error) {
+			metrics.storeErrs.WithLabelValues("fold").Inc()
+			caddy.Log().Named("http.handlers.idle_session").Error("idlegate could not fold the activity log into the session records; will retry",
+				zap.String("store", c.Path), zap.Error(err))
+		}})
 	}
 }
 

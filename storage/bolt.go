@@ -88,7 +88,7 @@ type Bolt struct {
 	foldc    chan struct{}
 	stop     chan struct{}
 	foldDone chan struct{}
-	foldErr  atomic.Pointer[error]
+	foldErr  func(error)
 }
 
 // BoltOptions tune OpenBolt.
@@ -96,6 +96,11 @@ type BoltOptions struct {
 	// LockTimeout is how long to wait for another process holding the file
 	// (default DefaultLockTimeout).
 	LockTimeout time.Duration
+	// FoldError, if set, is called when a background fold of the activity
+	// log into the session records fails. Nothing is lost: the log stays
+	// and readers merge it; the next flush triggers another fold, and past
+	// a bound activity is written to the records directly again.
+	FoldError func(error)
 }
 
 var (
@@ -155,7 +160,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	if err != nil {
 		return nil, damaged(path, err)
 	}
-	s = &Bolt{db: db, limits: defaultLogLimits(), foldc: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{})}
+	s = &Bolt{db: db, foldErr: o.FoldError, limits: defaultLogLimits(), foldc: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, damaged(path, err)

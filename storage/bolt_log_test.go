@@ -409,3 +409,59 @@ func TestBoltReadsAreConsistentWithFolds(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 }
+
+// A background fold that fails is reported through FoldError, and the
+// logged activity of the other sessions is still read back, before and
+// after a reopen.
+func TestBoltFoldErrorIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	errs := make(chan error, 8)
+	st, err := storage.OpenBolt(path, storage.BoltOptions{FoldError: func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage.SetLogLimits(st, 1<<30, 1<<30, 1<<30, false)
+	var b storage.Batch
+	for i := range 3 {
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{Session: lsession(i)}})
+	}
+	lapply(t, st, &b)
+	ss := []idletrack.Session{lsession(0), lsession(1), lsession(2)}
+	for i := range ss {
+		ss[i].LastActivity, ss[i].Requests = lat(time.Minute), 5
+	}
+	lapply(t, st, lactivity(ss...))
+	if err := storage.PutRawRecord(st, "z", lid(1), []byte("damaged")); err != nil {
+		t.Fatal(err)
+	}
+	// The next flush finds a fold due and starts it in the background.
+	storage.SetLogLimits(st, 1<<30, 1, 1<<30, true)
+	ss[0].LastActivity = lat(2 * time.Minute)
+	lapply(t, st, lactivity(ss[0]))
+	select {
+	case err := <-errs:
+		if err == nil {
+			t.Fatal("FoldError called with nil")
+		}
+		t.Logf("reported: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed fold was not reported")
+	}
+	if got := lookupSession(t, st, lid(0)); got.LastActivity != lat(2*time.Minute) {
+		t.Errorf("after the failed fold: %+v", got)
+	}
+	if got := lookupSession(t, st, lid(2)); got.LastActivity != lat(time.Minute) || got.Requests != 5 {
+		t.Errorf("after the failed fold: %+v", got)
+	}
+	st.Close()
+	st = logStore(t, path)
+	defer st.Close()
+	if got := lookupSession(t, st, lid(2)); got.LastActivity != lat(time.Minute) || got.Requests != 5 {
+		t.Errorf("reopened after the failed fold: %+v", got)
+	}
+}

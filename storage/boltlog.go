@@ -337,7 +337,9 @@ func (s *Bolt) foldLoop() {
 			if err := s.fold(); err != nil {
 				// The log stays; the next trigger tries again. Readers
 				// are unaffected: they merge the log.
-				s.foldErr.Store(&err)
+				if s.foldErr != nil {
+					s.foldErr(err)
+				}
 			}
 		}
 	}

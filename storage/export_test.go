@@ -60,3 +60,15 @@ func LogValues(s *Bolt, zone string) int {
 	})
 	return n
 }
+
+// PutRawRecord overwrites id's record with raw bytes, as a damaged page
+// would leave it.
+func PutRawRecord(s *Bolt, zone string, id idletrack.ID, raw []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		z, err := ensureZone(tx, zone)
+		if err != nil {
+			return err
+		}
+		return z.s.Put(id[:], raw)
+	})
+}
