@@ -66,12 +66,18 @@ type Engine struct {
 	mu    sync.RWMutex
 	zones map[string]*Zone
 
-	qmu     sync.Mutex
-	queue   storage.Batch // waiting for the next commit
-	retry   storage.Batch // failed once; retried first
-	gen     *commitGen    // what the waiters of queue wait for
-	wake    chan struct{}
-	failing bool
+	qmu   sync.Mutex
+	queue storage.Batch // waiting for the next commit
+	retry storage.Batch // failed once; retried first
+	gen   *commitGen    // what the waiters of queue wait for
+
+	// Buffers of the flush, reused so that a flush of thousands of
+	// sessions does not allocate them anew every second (only run uses
+	// them).
+	changes  []idletrack.Change
+	sessions []storage.SessionWrite
+	wake     chan struct{}
+	failing  bool
 	// holdEnds: until then (Unix ns), idle and absolute ends wait in retry
 	// on a shared store; see commit.
 	holdEnds int64
@@ -276,6 +282,9 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.qmu.Lock()
 	b := e.retry
 	e.retry = storage.Batch{}
+	if b.Sessions == nil {
+		b.Sessions = e.sessions[:0]
+	}
 	b.Sessions = append(b.Sessions, e.queue.Sessions...)
 	b.Rotations = append(b.Rotations, e.queue.Rotations...)
 	b.Ends = append(b.Ends, e.queue.Ends...)
@@ -312,13 +321,13 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	}()
 
 	if collect {
-		var changes []idletrack.Change
 		for _, z := range e.Zones() {
-			changes = z.tracker.Collect(changes[:0])
-			for _, c := range changes {
+			e.changes = z.tracker.Collect(e.changes[:0])
+			for _, c := range e.changes {
 				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
 			}
 		}
+		clear(e.changes)
 	}
 	if b.Len() == 0 {
 		close(g.done)
@@ -355,6 +364,8 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 		}
 	}
 	e.applied(&b, results)
+	clear(b.Sessions) // (their user names)
+	e.sessions = b.Sessions[:0]
 }
 
 func (e *Engine) failingNow() bool {
