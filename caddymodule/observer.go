@@ -144,12 +144,14 @@ func (o *observer) process(code int) {
 func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
 	h, z := o.h, o.h.zone
 	if o.active && !ended && id != o.session {
-		cur, live := z.Tracker().Get(o.session)
-		if !live {
+		curUser, live := "", false
+		if cur, ok := z.Tracker().Get(o.session); ok {
+			curUser, live = cur.User, true
+		} else {
 			// Rotated by a parallel request of the same page since this one
 			// was checked (Laravel re-encrypts on every response): follow
 			// the session to its current value.
-			cur, live = o.follow()
+			curUser, live = o.follow()
 		}
 		named := user
 		if !userSet {
@@ -161,7 +163,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			// The upstream re-sent the rotated-away value the request
 			// carried: nothing new about the session.
 			return
-		case o.stale() && cur.User != o.user && named != cur.User:
+		case o.stale() && curUser != o.user && named != curUser:
 			// The session changed users while this request, which still
 			// carried a rotated-away value, was being served, and the answer
 			// is about the old user: the upstream answered for the old
@@ -169,20 +171,20 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			// not destroy it). Nothing about the current session; should
 			// the browser keep this value, its next request adopts it.
 			return
-		case o.stale() && cur.User != "" && named == "":
+		case o.stale() && curUser != "" && named == "":
 			// The request raced a rotation with the old value, and the
 			// upstream no longer knew that value: it answered with a fresh
 			// anonymous session (PHP's strict mode, Laravel). A session of
 			// its own; the signed-in one goes on untouched.
 			o.active = false
-		case cur.User != "" && named == "" && z.Tracker().InFlight(o.session, 0) > 1:
+		case curUser != "" && named == "" && z.Tracker().InFlight(o.session, 0) > 1:
 			// Another request of the session is still being served — a
 			// login regenerating the ID, typically — and the upstream
 			// answered this one with a fresh anonymous session because it
 			// had already dropped the old value (PHP's strict mode, Laravel).
 			// A session of its own; the signed-in one is not ended by a race.
 			o.active = false
-		case cur.User != "" && named == "":
+		case curUser != "" && named == "":
 			// The user was cleared as the ID changed: a logout.
 			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
@@ -242,14 +244,16 @@ func (o *observer) rotate(id idletrack.ID) {
 const maxRotateTries = 8
 
 // follow moves o.session to the session's current value after a parallel
-// rotation, and reports the session (false if it is no longer live).
-func (o *observer) follow() (idletrack.Session, bool) {
+// rotation, and reports the session's user (false if it is no longer live).
+// It takes both from one look: the value may be rotated on again at once,
+// and then it is still the session, not a value gone.
+func (o *observer) follow() (string, bool) {
 	v := o.h.zone.Check(o.req.Context(), o.session, o.now, false)
 	if v.Status != idletrack.StatusActive {
-		return idletrack.Session{}, false
+		return "", false
 	}
 	o.session = v.ID
-	return o.h.zone.Tracker().Get(v.ID)
+	return v.User, true
 }
 
 // stale reports whether the request carried a rotated-away value of its
