@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -98,13 +99,34 @@ func needCaddy(t testing.TB) {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	// Below the kernel's ephemeral range (32768 and up on Linux): a port
+	// from there, free when checked, can become the local end of any
+	// outgoing connection before the server that was given it binds it
+	// (Caddy failed to start with "address already in use" that way). Not
+	// handed out twice in one test process.
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		if portsGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free in 20000-31999")
+	return 0
 }
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 var leftoverVar = regexp.MustCompile(`\{[A-Z][A-Z0-9_]*\}`)
 
