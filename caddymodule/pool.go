@@ -101,15 +101,19 @@ func openStore(c *StoreConfig) (storage.Store, error) {
 		return openRedis(c)
 	default:
 		return storage.OpenBolt(c.Path, storage.BoltOptions{FoldError: func(err error) {
-			metrics.storeErrs.WithLabelValues("fold").Inc()
-			caddy.Log().Named("http.handlers.idle_session").Error("idlegate could not fold the activity log into the session records; will retry",
+			log := handlerLog()
+			engineObserver{log: log}.StoreError("fold", err)
+			log.Error("idlegate could not fold the activity log into the session records; will retry",
 				zap.String("store", c.Path), zap.Error(err))
 		}})
 	}
 }
 
+// handlerLog is the logger of the handler and of what runs for it.
+func handlerLog() *zap.Logger { return caddy.Log().Named("http.handlers.idle_session") }
+
 func startEngine(st storage.Store) *sharedEngine {
-	log := caddy.Log().Named("http.handlers.idle_session")
+	log := handlerLog()
 	s := &sharedEngine{store: st, ws: newWSRegistry(), done: make(chan struct{})}
 	var kick func()
 	s.engine = engine.New(st, encoder{}, engine.Options{

@@ -66,21 +66,21 @@ type Engine struct {
 	mu    sync.RWMutex
 	zones map[string]*Zone
 
-	qmu   sync.Mutex
-	queue storage.Batch // waiting for the next commit
-	retry storage.Batch // failed once; retried first
-	gen   *commitGen    // what the waiters of queue wait for
+	qmu     sync.Mutex
+	queue   storage.Batch // waiting for the next commit
+	retry   storage.Batch // failed once; retried first
+	gen     *commitGen    // what the waiters of queue wait for
+	wake    chan struct{}
+	failing bool
+	// holdEnds: until then (Unix ns), idle and absolute ends wait in retry
+	// on a shared store; see commit.
+	holdEnds int64
 
 	// Buffers of the flush, reused so that a flush of thousands of
 	// sessions does not allocate them anew every second (only run uses
 	// them).
 	changes  []idletrack.Change
 	sessions []storage.SessionWrite
-	wake     chan struct{}
-	failing  bool
-	// holdEnds: until then (Unix ns), idle and absolute ends wait in retry
-	// on a shared store; see commit.
-	holdEnds int64
 
 	ctx       context.Context
 	cancel    context.CancelFunc
