@@ -30,15 +30,34 @@ func lsession(n int) idletrack.Session {
 	return idletrack.Session{ID: lid(n), User: "42", StartedAt: lat(0), LoginAt: lat(0), LastActivity: lat(0), Requests: 1}
 }
 
-// logStore opens a store at path whose log is folded only by Fold.
-func logStore(t testing.TB, path string) *storage.Bolt {
+// openBolt opens the store at path with o.
+func openBolt(t testing.TB, path string, o storage.BoltOptions) *storage.Bolt {
 	t.Helper()
-	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	st, err := storage.OpenBolt(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// logStore opens a store at path whose log is folded only by Fold.
+func logStore(t testing.TB, path string) *storage.Bolt {
+	t.Helper()
+	st := openBolt(t, path, storage.BoltOptions{})
 	storage.SetLogLimits(st, 1<<30, 1<<30, 1<<30, false)
 	return st
+}
+
+// loggedSession stores session 1 and then logs its activity at at with
+// requests; it returns the session as stored and as active.
+func loggedSession(t testing.TB, st storage.Store, at time.Duration, requests uint32) (s, active idletrack.Session) {
+	t.Helper()
+	s = lsession(1)
+	lapply(t, st, lactivity(s))
+	active = s
+	active.LastActivity, active.Requests = lat(at), requests
+	lapply(t, st, lactivity(active))
+	return s, active
 }
 
 func lapply(t testing.TB, st storage.Store, b *storage.Batch) []storage.EndResult {
@@ -82,11 +101,7 @@ func loadAll(t testing.TB, st storage.Store) map[idletrack.ID]idletrack.Session 
 func TestBoltActivityIsLoggedAndReadBackAfterCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	st := logStore(t, path)
-	s := lsession(1)
-	lapply(t, st, lactivity(s))
-	active := s
-	active.LastActivity, active.Requests = lat(time.Minute), 5
-	lapply(t, st, lactivity(active))
+	s, active := loggedSession(t, st, time.Minute, 5)
 	if raw, _ := storage.RawSession(st, "z", s.ID); raw != s {
 		t.Fatalf("activity must go to the log, not rewrite the record: %+v", raw)
 	}
@@ -118,11 +133,7 @@ func TestBoltActivityIsLoggedAndReadBackAfterCrash(t *testing.T) {
 func TestBoltEndSeesLoggedActivity(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	st := logStore(t, path)
-	s := lsession(1)
-	lapply(t, st, lactivity(s))
-	active := s
-	active.LastActivity, active.Requests = lat(20*time.Minute), 9
-	lapply(t, st, lactivity(active))
+	s, active := loggedSession(t, st, 20*time.Minute, 9)
 
 	p := idletrack.DefaultPolicy()
 	p.Idle = 30 * time.Minute
@@ -212,10 +223,7 @@ func TestBoltFoldWritesMergedRecords(t *testing.T) {
 // the log, and a crash then gives the merged state.
 func TestBoltFoldInterleavedWithFlushes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
-	st, err := storage.OpenBolt(path, storage.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openBolt(t, path, storage.BoltOptions{})
 	storage.SetLogLimits(st, 500, 4, 1<<30, true) // fold often, in the background
 	const n = 3000
 	want := make([]idletrack.Session, n)
@@ -263,11 +271,7 @@ func TestBoltFoldInterleavedWithFlushes(t *testing.T) {
 func TestBoltStaleLogEntriesDoNotResurrect(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	st := logStore(t, path)
-	s := lsession(1)
-	lapply(t, st, lactivity(s))
-	active := s
-	active.LastActivity, active.Requests = lat(time.Minute), 50
-	lapply(t, st, lactivity(active))
+	s, _ := loggedSession(t, st, time.Minute, 50)
 	p := idletrack.DefaultPolicy()
 	e := idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonLogout, EndedAt: lat(2 * time.Minute)}
 	lapply(t, st, &storage.Batch{Ends: []storage.EndWrite{{End: e, Policy: p, TombstoneUntil: lat(time.Hour)}}})
@@ -310,11 +314,7 @@ func TestBoltStaleLogEntriesDoNotResurrect(t *testing.T) {
 func TestBoltRotationCarriesLoggedActivity(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	st := logStore(t, path)
-	s := lsession(1)
-	lapply(t, st, lactivity(s))
-	active := s
-	active.LastActivity, active.Requests = lat(10*time.Minute), 7
-	lapply(t, st, lactivity(active))
+	s, active := loggedSession(t, st, 10*time.Minute, 7)
 	moved := s // a copy without the logged activity
 	moved.ID = lid(2)
 	lapply(t, st, &storage.Batch{Rotations: []storage.RotationWrite{{Zone: "z", Rotation: idletrack.Rotation{
@@ -367,10 +367,7 @@ func TestBoltLogIndexIsBounded(t *testing.T) {
 // Readers never see a session's activity go back while flushes and folds
 // run: each reads the index that matches its snapshot.
 func TestBoltReadsAreConsistentWithFolds(t *testing.T) {
-	st, err := storage.OpenBolt(filepath.Join(t.TempDir(), "sessions.db"), storage.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openBolt(t, filepath.Join(t.TempDir(), "sessions.db"), storage.BoltOptions{})
 	defer st.Close()
 	storage.SetLogLimits(st, 50, 3, 1<<30, true)
 	const n = 200
@@ -416,15 +413,12 @@ func TestBoltReadsAreConsistentWithFolds(t *testing.T) {
 func TestBoltFoldErrorIsReported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	errs := make(chan error, 8)
-	st, err := storage.OpenBolt(path, storage.BoltOptions{FoldError: func(err error) {
+	st := openBolt(t, path, storage.BoltOptions{FoldError: func(err error) {
 		select {
 		case errs <- err:
 		default:
 		}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	storage.SetLogLimits(st, 1<<30, 1<<30, 1<<30, false)
 	var b storage.Batch
 	for i := range 3 {
