@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/internal/redistest"
 	"github.com/idlegate/idlegate/storage"
 )
 
 // An end and a rotation written by one instance are announced to the
 // others, not to the writer itself.
 func TestRedisInvalidations(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	a, b := sts[0], sts[1]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -57,8 +58,8 @@ func TestRedisInvalidations(t *testing.T) {
 // An activity-only write (the periodic flush) of a stale copy does not
 // sign out a login another instance wrote, and an end reports the stored user.
 func TestRedisActivityOnlyKeepsUser(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	a, b := sts[0], sts[1]
 	s := newSession(1)
 	s.User, s.LoginAt = "", 0

@@ -10,14 +10,16 @@ import (
 	"time"
 
 	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/internal/redistest"
+	"github.com/idlegate/idlegate/internal/testnet"
 	"github.com/idlegate/idlegate/storage"
 	"github.com/idlegate/idlegate/storage/storetest"
 )
 
 func TestRedisBehaviour(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	storetest.Run(t, func(t *testing.T) func() storage.Store {
-		o := storage.RedisOptions{Addrs: []string{srv.addr()}, Prefix: uniquePrefix()}
+		o := storage.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: uniquePrefix()}
 		return func() storage.Store { return openRedis(t, o) }
 	})
 }
@@ -26,7 +28,7 @@ func TestRedisClusterBehaviour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	addrs := startCluster(t)
+	addrs := redistest.Cluster(t)
 	storetest.Run(t, func(t *testing.T) func() storage.Store {
 		o := storage.RedisOptions{Addrs: addrs, Prefix: uniquePrefix()}
 		return func() storage.Store { return openRedis(t, o) }
@@ -96,8 +98,8 @@ func endOf(s idletrack.Session, reason idletrack.Reason, at int64, eventID strin
 // Several instances end the same sessions at once, while others write
 // activity for them: each session ends exactly once, with one event.
 func TestRedisEndIsClaimedByExactlyOneInstance(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 6, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 6, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	const sessions = 40
 	for n := range sessions {
 		apply(t, sts[0], activity(newSession(n), 1))
@@ -163,8 +165,8 @@ func TestRedisEndIsClaimedByExactlyOneInstance(t *testing.T) {
 // An idle end decided on one instance yields to activity another instance
 // has written, and the Current it returns carries that activity.
 func TestRedisIdleEndYieldsToAnotherInstance(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	a, b := sts[0], sts[1]
 	s := newSession(1)
 	apply(t, a, activity(s, 1))
@@ -188,8 +190,8 @@ func TestRedisIdleEndYieldsToAnotherInstance(t *testing.T) {
 // The shared sweep: an instance that never saw some sessions finds them with
 // Expiring and ends them, except the one another instance kept active.
 func TestRedisSweepAcrossInstances(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	a, b := sts[0], sts[1]
 	ctx := context.Background()
 	for n := range 5 {
@@ -245,8 +247,8 @@ func TestRedisSweepAcrossInstances(t *testing.T) {
 // Instance A claims an event and dies without settling it: B does not get it
 // while A's lease runs, and does once it ran out.
 func TestRedisOutboxLeaseMovesToAnotherInstance(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.addr()}, Lease: 300 * time.Millisecond})
+	srv := redistest.Start(t)
+	sts := instances(t, 2, storage.RedisOptions{Addrs: []string{srv.Addr()}, Lease: 300 * time.Millisecond})
 	a, b := sts[0], sts[1]
 	ctx := context.Background()
 	ev := storage.Event{ID: "msg_lease", Zone: zone, Type: "session.ended", Body: []byte(`{}`), At: rat(0), NextAt: rat(0)}
@@ -292,8 +294,8 @@ func TestRedisOutboxLeaseMovesToAnotherInstance(t *testing.T) {
 
 // Each event is handed to one of several workers polling at once.
 func TestRedisDueClaimsEachEventOnce(t *testing.T) {
-	srv := startRedis(t)
-	sts := instances(t, 4, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	srv := redistest.Start(t)
+	sts := instances(t, 4, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	ctx := context.Background()
 	var b storage.Batch
 	const events = 200
@@ -345,14 +347,14 @@ func TestRedisDueClaimsEachEventOnce(t *testing.T) {
 // Redis dies and comes back with its data (AOF): calls fail quickly while it
 // is away, never hang or panic, and work again afterwards.
 func TestRedisRestart(t *testing.T) {
-	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.addr()}, Prefix: uniquePrefix(),
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: uniquePrefix(),
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
 	s := newSession(1)
 	apply(t, st, activity(s, 1))
 	apply(t, st, &storage.Batch{Events: []storage.Event{{ID: "msg_before", Zone: zone, Body: []byte(`{}`), NextAt: rat(0)}}})
 
-	srv.stop()
+	srv.Kill()
 	ctx := context.Background()
 	calls := map[string]func() error{
 		"Lookup": func() error { _, err := st.Lookup(ctx, zone, s.ID); return err },
@@ -380,7 +382,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Logf("%s failed after %v: %v", name, time.Since(start).Round(time.Millisecond), err)
 	}
 
-	srv.start()
+	srv.Start()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r, err := st.Lookup(ctx, zone, s.ID)
@@ -407,12 +409,12 @@ func TestRedisRestart(t *testing.T) {
 }
 
 func TestRedisOpenErrors(t *testing.T) {
-	needRedis(t)
+	redistest.Need(t)
 	_, err := storage.OpenRedis(storage.RedisOptions{URL: "http://:secret@example.com"})
 	if err == nil || !strings.Contains(err.Error(), "bad Redis URL") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("a bad URL must be named, without its password: %v", err)
 	}
-	port := freePort(t)
+	port := testnet.FreePort(t)
 	start := time.Now()
 	_, err = storage.OpenRedis(storage.RedisOptions{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), DialTimeout: 300 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(port)) || !strings.Contains(err.Error(), "cannot use Redis") {
@@ -429,25 +431,25 @@ func TestRedisOpenErrors(t *testing.T) {
 // A Redis that accepts connections but does not answer (stopped with
 // SIGSTOP) makes calls fail after the read timeout, not hang.
 func TestRedisHungServerTimesOut(t *testing.T) {
-	srv := startRedis(t)
-	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.addr()}, Prefix: uniquePrefix(),
+	srv := redistest.Start(t)
+	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: uniquePrefix(),
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	apply(t, st, activity(newSession(1), 1))
-	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := srv.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.cmd.Process.Signal(syscall.SIGCONT)
+	defer srv.Signal(syscall.SIGCONT)
 	start := time.Now()
 	_, err := st.Apply(ctx, activity(newSession(1), 1))
-	if err == nil || !strings.Contains(err.Error(), "idlegate store: Redis at "+srv.addr()+": apply") {
+	if err == nil || !strings.Contains(err.Error(), "idlegate store: Redis at "+srv.Addr()+": apply") {
 		t.Fatalf("Apply against a hung Redis: %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Apply took %v against a hung Redis", d)
 	}
 	t.Logf("Apply failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	srv.cmd.Process.Signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGCONT)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := st.Lookup(ctx, zone, rid(1)); err == nil {

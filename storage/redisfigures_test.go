@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/internal/redistest"
 	"github.com/idlegate/idlegate/storage"
 )
 
@@ -25,11 +26,11 @@ func TestRedisFigures(t *testing.T) {
 	if os.Getenv("IDLEGATE_REDIS_FIGURES") == "" {
 		t.Skip("set IDLEGATE_REDIS_FIGURES=1 to measure")
 	}
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer c.Close()
-	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.addr()}})
+	st := openRedis(t, storage.RedisOptions{Addrs: []string{srv.Addr()}})
 	const n = 10000
 	sess := func(i int, at time.Duration) idletrack.Session {
 		return idletrack.Session{ID: rid(i), User: strconv.Itoa(100000 + i), StartedAt: rat(0), LoginAt: rat(0), LastActivity: rat(at), Requests: 1}

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idlegate/idlegate/internal/testnet"
 )
 
 // caddyBin is the binary every test runs; set once by TestMain.
@@ -96,37 +97,12 @@ func needCaddy(t testing.TB) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago
+// (internal/testnet: below the ephemeral range, never handed out twice).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	// Below the kernel's ephemeral range (32768 and up on Linux): a port
-	// from there, free when checked, can become the local end of any
-	// outgoing connection before the server that was given it binds it
-	// (Caddy failed to start with "address already in use" that way). Not
-	// handed out twice in one test process.
-	for range 1000 {
-		port := 20000 + mrand.IntN(12000)
-		if portsGiven[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		portsGiven[port] = true
-		return port
-	}
-	t.Fatalf("free port: none free in 20000-31999")
-	return 0
+	return testnet.FreePort(t)
 }
-
-var (
-	portMu     sync.Mutex
-	portsGiven = map[int]bool{}
-)
 
 var leftoverVar = regexp.MustCompile(`\{[A-Z][A-Z0-9_]*\}`)
 

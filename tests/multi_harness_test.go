@@ -5,143 +5,25 @@ package tests
 // and a fleet of Caddy instances sharing one Redis store.
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idlegate/idlegate/internal/redistest"
 )
 
-// redisServer is a redis-server process on a fixed 127.0.0.1 port, so it
-// can be killed and started again where the instances expect it.
-type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-}
-
-// needRedis skips t when redis-server is not installed, except on CI.
-func needRedis(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is needed for the several-instances tests: %v", bin, err)
-			}
-			t.Skipf("%s not installed", bin)
-		}
-	}
-}
-
-// startRedis starts a server with an append-only file fsynced on every
-// write, so a SIGKILL and a start on the same directory lose nothing.
-func startRedis(t testing.TB, extra ...string) *redisServer {
-	t.Helper()
-	needRedis(t)
-	r := &redisServer{t: t, port: FreePort(t), dir: t.TempDir(), args: extra}
-	r.Start()
-	t.Cleanup(r.Kill)
-	return r
-}
-
-func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-func (r *redisServer) URL() string  { return "redis://" + r.Addr() }
-
-// Start runs redis-server and waits until it answers PING.
-func (r *redisServer) Start() {
-	r.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "yes", "--appendfsync", "always",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)
-	r.cmd = exec.Command("redis-server", args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	Eventually(r.t, 10*time.Second, 20*time.Millisecond, func() error {
-		out, err := r.CLI("PING")
-		if err != nil || strings.TrimSpace(out) != "PONG" {
-			return fmt.Errorf("redis-server on %s: %v %q", r.Addr(), err, out)
-		}
-		return nil
-	})
-}
-
-// Kill stops the server with SIGKILL, by PID, and waits for it.
-func (r *redisServer) Kill() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-	r.cmd = nil
-}
-
-// CLI runs redis-cli against the server.
-func (r *redisServer) CLI(args ...string) (string, error) {
-	out, err := exec.Command("redis-cli", append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.port)}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-// CommandStats is INFO commandstats as command -> calls. Commands that a
-// script runs count as calls too.
-func (r *redisServer) CommandStats() map[string]int {
-	out, err := r.CLI("INFO", "commandstats")
-	if err != nil {
-		r.t.Fatalf("INFO commandstats: %v %s", err, out)
-	}
-	stats := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		name, rest, ok := strings.Cut(line, ":calls=")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-		stats[strings.TrimPrefix(name, "cmdstat_")] = n
-	}
-	return stats
-}
-
-// startCluster starts a three-master Redis Cluster and waits until every
-// node serves every slot. It returns the node addresses.
-func startCluster(t testing.TB) []string {
-	t.Helper()
-	needRedis(t)
-	var addrs []string
-	var nodes []*redisServer
-	for i := range 3 {
-		r := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", i),
-			"--cluster-node-timeout", "2000", "--appendonly", "no")
-		addrs = append(addrs, r.Addr())
-		nodes = append(nodes, r)
-	}
-	cmd := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, n := range nodes {
-		Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
-			out, _ := n.CLI("CLUSTER", "INFO")
-			if !strings.Contains(out, "cluster_state:ok") {
-				return fmt.Errorf("cluster node %s not ok", n.Addr())
-			}
-			return nil
-		})
-	}
-	return addrs
+// startRedis starts a server (internal/redistest) with an append-only file
+// fsynced on every write, so a SIGKILL and a start on the same directory
+// lose nothing.
+func startRedis(t testing.TB, extra ...string) *redistest.Server {
+	return redistest.Start(t, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, extra...)...)
 }
 
 // hookTap sits between the instances and the Receiver and records which

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idlegate/idlegate/internal/redistest"
 )
 
 // sharedActivity runs the core scenario on a fleet of three: sessions whose
@@ -131,7 +133,7 @@ func TestMultiCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Redis Cluster scenario: skipped under -short")
 	}
-	addrs := startCluster(t)
+	addrs := redistest.Cluster(t)
 	const idle = 2 * time.Second
 	f := startFleet(t, 3, idle, redisStore{URL: "redis://" + addrs[0], Lines: []string{"addrs " + addrs[1] + " " + addrs[2]}})
 	lags := sharedActivity(t, f, idle, 6)
