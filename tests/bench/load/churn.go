@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -28,21 +27,11 @@ func cmdChurn(args []string) error {
 	dir := fs.String("dir", "", "directory for the bbolt file (default: a temporary one)")
 	out := fs.String("out", "", "write 'cycle bytes' lines here")
 	fs.Parse(args)
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "idlegate-churn")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
-	path := filepath.Join(*dir, "churn.db")
-	os.Remove(path)
-	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	st, path, closeStore, err := scratchBolt(*dir, "churn.db")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	ctx := context.Background()
 	k := idletrack.NewKeyer(st.Key())
 	p := idletrack.DefaultPolicy()

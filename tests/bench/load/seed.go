@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/idlegate/idlegate/idletrack"
@@ -72,4 +74,29 @@ func seedSessions(st storage.Store, zone string, n int, last int64, offset func(
 		fmt.Fprintln(os.Stderr)
 	}
 	return nil
+}
+
+// scratchBolt opens a new bbolt file name in dir, or in a temporary
+// directory when dir is "". closeStore closes the store and removes a temporary
+// directory.
+func scratchBolt(dir, name string) (st *storage.Bolt, path string, closeStore func(), err error) {
+	tmp := ""
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "idlegate-"+strings.TrimSuffix(name, ".db")); err != nil {
+			return nil, "", nil, err
+		}
+		tmp = dir
+	}
+	cleanup := func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
+	path = filepath.Join(dir, name)
+	os.Remove(path)
+	if st, err = storage.OpenBolt(path, storage.BoltOptions{}); err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	return st, path, func() { st.Close(); cleanup() }, nil
 }

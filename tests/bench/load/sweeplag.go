@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,23 +41,13 @@ func cmdSweepLag(args []string) error {
 	if due > *n {
 		return fmt.Errorf("rate*secs = %d exceeds n = %d", due, *n)
 	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "idlegate-sweeplag")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
 	const zone = "sessionid"
 	const idle = time.Hour
-	path := filepath.Join(*dir, "sweeplag.db")
-	os.Remove(path)
-	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	st, path, closeStore, err := scratchBolt(*dir, "sweeplag.db")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 
 	// Sessions 0..due-1 expire at base + i/rate seconds; the others an hour
 	// later. base is a fixed point; the clock is shifted onto it below.

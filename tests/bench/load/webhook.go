@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -27,21 +25,11 @@ func cmdWebhook(args []string) error {
 	n := fs.Int("n", 20_000, "events")
 	dir := fs.String("dir", "", "directory for the bbolt file (default: a temporary one)")
 	fs.Parse(args)
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "idlegate-webhook")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
-	path := filepath.Join(*dir, "webhook.db")
-	os.Remove(path)
-	st, err := storage.OpenBolt(path, storage.BoltOptions{})
+	st, _, closeStore, err := scratchBolt(*dir, "webhook.db")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 
 	key := []byte("0123456789abcdef0123456789abcdef")
 	var received, bad atomic.Int64
