@@ -356,7 +356,20 @@ func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
 // putSession writes s. If it only advances the activity of the stored
 // session, it goes to the activity log; otherwise the record is rewritten
 // (with the logged activity merged in) and the ID reset in the log.
+//
+// The flush's common case, a session whose activity was logged before
+// against a record of the same identity, is decided from the log's index
+// alone: the record is not read.
 func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
+	ident := identity(s)
+	if e, logged := w.logged(zone, s.ID); logged && e.ident == ident && s.Requests >= e.req {
+		// The entry's requests are at least the record's (each entry was
+		// logged at or above them), so this is the check below, exactly.
+		if s.LastActivity > e.last || s.Requests > e.req {
+			w.logActivity(zone, s.ID, s.LastActivity, s.Requests, ident)
+		}
+		return nil
+	}
 	old, found, err := w.record(z, zone, s.ID)
 	if err != nil {
 		return err
@@ -366,7 +379,7 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 			return nil // nothing new
 		}
 		if _, logged := w.logged(zone, s.ID); logged || !w.indexFull(zone) {
-			w.logActivity(zone, s.ID, s.LastActivity, s.Requests)
+			w.logActivity(zone, s.ID, s.LastActivity, s.Requests, ident)
 			return nil
 		}
 	}
@@ -524,10 +537,18 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 	err = s.update(func(wt *wtx) error {
 		tx := wt.tx
 		results, queued = results[:0], 0
-		for _, w := range b.Sessions {
-			z, err := ensureZone(tx, w.Zone)
-			if err != nil {
-				return err
+		wt.hint = len(b.Sessions)
+		var (
+			z     zoneBuckets
+			zname string
+		)
+		for i, w := range b.Sessions {
+			if i == 0 || w.Zone != zname { // a flush writes one zone's sessions in a row
+				var err error
+				if z, err = ensureZone(tx, w.Zone); err != nil {
+					return err
+				}
+				zname = w.Zone
 			}
 			if err := putSession(wt, z, w.Zone, w.Session); err != nil {
 				return err

@@ -459,3 +459,57 @@ func TestBoltFoldErrorIsReported(t *testing.T) {
 		t.Errorf("reopened after the failed fold: %+v", got)
 	}
 }
+
+// A flush whose session has the identity that its logged activity was
+// checked against is logged without reading the record; any other identity
+// (a login, a user switch within one clock tick, a new start under the same
+// ID) must still rewrite the record, and the activity logged before it must
+// not leak into the new one.
+func TestBoltLoggedIdentityDecidesWithoutTheRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*idletrack.Session)
+	}{
+		{"same identity", func(*idletrack.Session) {}},
+		{"login time", func(s *idletrack.Session) { s.LoginAt = lat(3 * time.Minute) }},
+		{"user in the same tick", func(s *idletrack.Session) { s.User = "43" }},
+		{"new start", func(s *idletrack.Session) {
+			s.StartedAt, s.LoginAt, s.Requests = lat(3*time.Minute), lat(3*time.Minute), 1
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sessions.db")
+			st := logStore(t, path)
+			s, active := loggedSession(t, st, time.Minute, 5)
+			// Logged again on the index alone; a stale copy changes nothing.
+			active.LastActivity, active.Requests = lat(2*time.Minute), 7
+			lapply(t, st, lactivity(active))
+			stale := active
+			stale.LastActivity, stale.Requests = lat(time.Minute), 7
+			lapply(t, st, lactivity(stale))
+			if raw, _ := storage.RawSession(st, "z", s.ID); raw != s {
+				t.Fatalf("activity must go to the log, not rewrite the record: %+v", raw)
+			}
+			if got := lookupSession(t, st, s.ID); got != active {
+				t.Fatalf("Lookup = %+v, want %+v", got, active)
+			}
+
+			next := active
+			next.LastActivity, next.Requests = lat(4*time.Minute), next.Requests+1
+			tc.change(&next)
+			if next.StartedAt != active.StartedAt {
+				next.Requests = 1
+			}
+			lapply(t, st, lactivity(next))
+			if got := lookupSession(t, st, s.ID); got != next {
+				t.Fatalf("Lookup = %+v, want %+v", got, next)
+			}
+			st.Close()
+			st = logStore(t, path)
+			defer st.Close()
+			if got := loadAll(t, st)[s.ID]; got != next {
+				t.Fatalf("after reopen, Load = %+v, want %+v", got, next)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"time"
@@ -38,6 +39,25 @@ var bLog = []byte("l")
 type logEnt struct {
 	last int64
 	req  uint32
+	// ident is, in memory only, the identity (see identity) of the record
+	// that this activity was logged against, or 0 when it is not known (the
+	// entry was replayed from the file at open). Every rewrite or delete of
+	// the record resets the entry, so while it stands with a known ident the
+	// record still has that identity: a flush whose session has the same
+	// identity can log its activity without reading the record.
+	ident uint64
+}
+
+// identSeed keys identity; identities never leave the process.
+var identSeed = maphash.MakeSeed()
+
+// identity fingerprints what a record's activity may not change: its start,
+// login and user. It is never 0.
+func identity(s idletrack.Session) uint64 {
+	return maphash.Comparable(identSeed, struct {
+		start, login int64
+		user         string
+	}{s.StartedAt, s.LoginAt, s.User}) | 1
 }
 
 func (e logEnt) apply(s *idletrack.Session) {
@@ -126,10 +146,21 @@ func (s *Bolt) loadLogs() error {
 type wtx struct {
 	s    *Bolt
 	tx   *bolt.Tx
-	over map[string]map[idletrack.ID]ovEnt // per zone: changed index entries
-	vals map[string][]byte                 // per zone: the log value to append
-	drop map[string]logCount               // per zone: what the log holds after a fold deleted values
-	seqs map[string]uint64                 // per zone: the key of the value appended
+	logs map[string]*wlog    // per zone: what this transaction logs
+	drop map[string]logCount // per zone: what the log holds after a fold deleted values
+	seqs map[string]uint64   // per zone: the key of the value appended
+	hint int                 // sessions the transaction is likely to log
+
+	// The zone looked up last: a flush writes one zone's sessions in a row.
+	curName string
+	cur     *wlog
+}
+
+// wlog is what a write transaction logs in one zone.
+type wlog struct {
+	over map[idletrack.ID]ovEnt  // changed index entries
+	val  []byte                  // the log value to append
+	idx  map[idletrack.ID]logEnt // the committed index (nil: none yet)
 }
 
 type logCount struct {
@@ -142,54 +173,63 @@ type ovEnt struct {
 	reset bool
 }
 
-// logged returns the unfolded activity of id as this transaction sees it.
-func (w *wtx) logged(zone string, id idletrack.ID) (logEnt, bool) {
-	if o, ok := w.over[zone][id]; ok {
-		return o.logEnt, !o.reset
+// zone returns what the transaction logs in zone.
+func (w *wtx) zone(zone string) *wlog {
+	if w.cur != nil && zone == w.curName {
+		return w.cur
 	}
-	if zl := w.s.logs[zone]; zl != nil {
-		e, ok := zl.idx[id]
-		return e, ok
+	l := w.logs[zone]
+	if l == nil {
+		if w.logs == nil {
+			w.logs = map[string]*wlog{}
+		}
+		l = &wlog{over: make(map[idletrack.ID]ovEnt, w.hint)}
+		if zl := w.s.logs[zone]; zl != nil {
+			l.idx = zl.idx
+		}
+		w.logs[zone] = l
 	}
-	return logEnt{}, false
+	w.curName, w.cur = zone, l
+	return l
 }
 
-func (w *wtx) zoneOver(zone string) map[idletrack.ID]ovEnt {
-	m := w.over[zone]
-	if m == nil {
-		if w.over == nil {
-			w.over, w.vals = map[string]map[idletrack.ID]ovEnt{}, map[string][]byte{}
-		}
-		m = map[idletrack.ID]ovEnt{}
-		w.over[zone] = m
+// logged returns the unfolded activity of id as this transaction sees it.
+func (w *wtx) logged(zone string, id idletrack.ID) (logEnt, bool) {
+	return w.zone(zone).logged(id)
+}
+
+func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
+	if o, ok := l.over[id]; ok {
+		return o.logEnt, !o.reset
 	}
-	return m
+	e, ok := l.idx[id]
+	return e, ok
 }
 
 // logActivity appends activity of id to the zone's log value.
-func (w *wtx) logActivity(zone string, id idletrack.ID, last int64, req uint32) {
-	e, _ := w.logged(zone, id)
-	w.zoneOver(zone)[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req)}}
-	w.vals[zone] = appendLogEntry(w.vals[zone], id, last, req)
+// ident is the identity of the record it was checked against.
+func (w *wtx) logActivity(zone string, id idletrack.ID, last int64, req uint32, ident uint64) {
+	l := w.zone(zone)
+	e, _ := l.logged(id)
+	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
+	l.val = appendLogEntry(l.val, id, last, req)
 }
 
 // reset drops id's logged activity: its record was just rewritten with the
 // activity merged in, or deleted.
 func (w *wtx) reset(zone string, id idletrack.ID) {
-	if _, ok := w.logged(zone, id); !ok {
+	l := w.zone(zone)
+	if _, ok := l.logged(id); !ok {
 		return
 	}
-	w.zoneOver(zone)[id] = ovEnt{reset: true}
-	w.vals[zone] = appendLogEntry(w.vals[zone], id, logReset, 0)
+	l.over[id] = ovEnt{reset: true}
+	l.val = appendLogEntry(l.val, id, logReset, 0)
 }
 
 // indexFull reports whether zone's index may not grow.
 func (w *wtx) indexFull(zone string) bool {
-	n := len(w.over[zone])
-	if zl := w.s.logs[zone]; zl != nil {
-		n += len(zl.idx)
-	}
-	return n >= w.s.limits.capIndex
+	l := w.zone(zone)
+	return len(l.over)+len(l.idx) >= w.s.limits.capIndex
 }
 
 // record reads id's record with its logged activity merged in.
@@ -225,7 +265,10 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	w.seqs = map[string]uint64{}
 	seqs := w.seqs
-	for zone, v := range w.vals {
+	changed := false
+	for zone, l := range w.logs {
+		changed = changed || len(l.over) > 0
+		v := l.val
 		if len(v) == 0 {
 			continue
 		}
@@ -243,14 +286,14 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		seqs[zone] = seq
 	}
 	txid := tx.ID()
-	if len(w.over) > 0 || len(w.drop) > 0 {
+	if changed || len(w.drop) > 0 {
 		s.imu.Lock()
 		s.inflight = txid
 		s.imu.Unlock()
 	}
 	committed = true
 	err = tx.Commit()
-	if len(w.over) == 0 && len(w.drop) == 0 {
+	if !changed && len(w.drop) == 0 {
 		return err
 	}
 	s.imu.Lock()
@@ -260,7 +303,11 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		return err
 	}
 	s.applied = txid
-	for zone, over := range w.over {
+	for zone, l := range w.logs {
+		over := l.over
+		if len(over) == 0 {
+			continue
+		}
 		zl := s.logs[zone]
 		if zl == nil {
 			zl = &zoneLog{idx: map[idletrack.ID]logEnt{}}
@@ -284,7 +331,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	for zone, seq := range seqs {
 		zl := s.logs[zone]
 		zl.values++
-		zl.entries += len(w.vals[zone]) / logEntry
+		zl.entries += len(w.logs[zone].val) / logEntry
 		zl.seq = seq
 	}
 	return nil
@@ -439,7 +486,7 @@ func (s *Bolt) foldZone(zone string) error {
 					}
 				}
 				n = logCount{empty: true}
-				delete(w.vals, zone)
+				w.zone(zone).val = nil
 			}
 			if w.drop == nil {
 				w.drop = map[string]logCount{}
