@@ -369,7 +369,17 @@ func cmdCompare(args []string) error {
 			rate, 100**latFrac, *aName, *aName, *bName, *rounds, roundDur)
 		a, b := cfgA, cfgB
 		a.conns, b.conns = max(1, a.conns/2), max(1, b.conns/2)
-		res, err := runPaired(a, b, perSide, *warm, roundDur, *rounds)
+		// Each server's CPU time at every round boundary: both serve the
+		// same requests at the same instants, so B's CPU over A's in a
+		// round is B's cost per request with the rest of the machine as
+		// alike as it can be.
+		var cpuA, cpuB []float64
+		var atBoundary func(int)
+		if *aPID > 0 && *bPID > 0 {
+			cpuA, cpuB = make([]float64, *rounds+1), make([]float64, *rounds+1)
+			atBoundary = func(r int) { cpuA[r], cpuB[r] = cpuTime(*aPID), cpuTime(*bPID) }
+		}
+		res, err := runPaired(a, b, perSide, *warm, roundDur, *rounds, atBoundary)
 		if err == nil && res.errA+res.errB+res.nonA+res.nonB > 0 {
 			err = fmt.Errorf("%d errors and %d non-200 answers from %s, %d and %d from %s (first error: %v): the comparison would be meaningless",
 				res.errA, res.nonA, *aName, res.errB, res.nonB, *bName, res.firstErr)
@@ -411,6 +421,12 @@ func cmdCompare(args []string) error {
 			result["added_ci95_us"] = bootstrapAdded(res.A, res.B, 1000)
 		}
 		result["latency_rounds"] = lat
+		if cpuA != nil {
+			pc := pairedCPU(cpuA, cpuB, 1000)
+			result["latency_cpu"] = pc
+			fmt.Fprintf(os.Stderr, "  CPU over the paired rounds, %s ÷ %s: %.4f (95%% interval %.4f…%.4f; per round median %.4f)\n",
+				*bName, *aName, pc.Ratio, pc.CI95[0], pc.CI95[1], pc.Rounds.Median)
+		}
 		fmt.Fprintf(os.Stderr, "  pooled (%d | %d samples): %s p50 %.0fµs p99 %.0fµs | %s p50 %.0fµs p99 %.0fµs | added p50 %+.0fµs p99 %+.0fµs\n",
 			na, nb, *aName, qa.P50, qa.P99, *bName, qb.P50, qb.P99, added.P50, added.P99)
 	}

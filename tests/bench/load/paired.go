@@ -34,11 +34,24 @@ type pairedResult struct {
 // consecutive windows of roundDur; a request belongs to the round its due
 // time falls in, and every request due in the measured window is waited
 // for, so slow answers at the end of a window are not censored.
-func runPaired(a, b runConfig, rate float64, warmup, roundDur time.Duration, rounds int) (pairedResult, error) {
+//
+// atBoundary, if not nil, is called at the start of each round and at the
+// end of the last (rounds+1 calls, with 0..rounds), e.g. to read the
+// servers' CPU time per round.
+func runPaired(a, b runConfig, rate float64, warmup, roundDur time.Duration, rounds int, atBoundary func(int)) (pairedResult, error) {
 	step := time.Duration(float64(time.Second) / rate)
 	start := time.Now().Add(20 * time.Millisecond)
 	measureAt := start.Add(warmup)
 	end := measureAt.Add(time.Duration(rounds) * roundDur)
+	var boundaries sync.WaitGroup
+	if atBoundary != nil {
+		boundaries.Go(func() {
+			for r := 0; r <= rounds; r++ {
+				time.Sleep(time.Until(measureAt.Add(time.Duration(r) * roundDur)))
+				atBoundary(r)
+			}
+		})
+	}
 	// Room for every due time, so the scheduler never blocks on a queue
 	// when a side falls behind: the request waits, its latency grows.
 	n := int(end.Sub(start)/step) + 2
@@ -145,6 +158,7 @@ func runPaired(a, b runConfig, rate float64, warmup, roundDur time.Duration, rou
 	for _, s := range sides {
 		s.workers.Wait()
 	}
+	boundaries.Wait()
 	for r := range rounds {
 		slices.Sort(res.A[r])
 		slices.Sort(res.B[r])
@@ -314,4 +328,47 @@ func roundResult(lat []uint32, seconds float64) runResult {
 		Requests: len(lat), Total: len(lat), RPS: float64(len(lat)) / seconds,
 		P50: pct(0.50), P90: pct(0.90), P99: pct(0.99), P999: pct(0.999),
 	}
+}
+
+// cpuPaired is B's CPU time over A's across the paired rounds.
+type cpuPaired struct {
+	Ratio  float64  `json:"ratio"`  // all rounds: B's CPU seconds ÷ A's
+	CI95   interval `json:"ci95"`   // bootstrap over rounds
+	Rounds stats    `json:"rounds"` // the per-round ratios
+}
+
+// pairedCPU takes each server's CPU seconds at the rounds+1 boundaries of
+// runPaired. Both servers were sent the same requests in each round, so the
+// ratio of CPU time is the ratio of CPU per request.
+func pairedCPU(a, b []float64, reps int) cpuPaired {
+	rounds := len(a) - 1
+	da, db := make([]float64, rounds), make([]float64, rounds)
+	per := make([]float64, 0, rounds)
+	for r := range rounds {
+		da[r], db[r] = a[r+1]-a[r], b[r+1]-b[r]
+		if da[r] > 0 {
+			per = append(per, db[r]/da[r])
+		}
+	}
+	out := cpuPaired{Ratio: (b[rounds] - b[0]) / (a[rounds] - a[0])}
+	if len(per) > 0 {
+		out.Rounds = summary(per)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	boot := make([]float64, 0, reps)
+	for range reps {
+		var sa, sb float64
+		for range rounds {
+			r := rng.IntN(rounds)
+			sa, sb = sa+da[r], sb+db[r]
+		}
+		if sa > 0 {
+			boot = append(boot, sb/sa)
+		}
+	}
+	if len(boot) > 0 {
+		slices.Sort(boot)
+		out.CI95 = interval{percentileOf(boot, 0.025), percentileOf(boot, 0.975)}
+	}
+	return out
 }

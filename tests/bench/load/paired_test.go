@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -36,5 +37,28 @@ func TestPooledQuantile(t *testing.T) {
 				t.Fatalf("p=%v n=%d: got %v, want %v", p, len(all), got, want)
 			}
 		}
+	}
+}
+
+func TestPairedCPU(t *testing.T) {
+	// Cumulative CPU seconds at 5 boundaries: A spends 1 s a round, B
+	// 1.02 s, except one noisy round where both spend twice as much.
+	a := []float64{10, 11, 12, 14, 15}
+	b := []float64{20, 21.02, 22.04, 24.08, 25.10}
+	got := pairedCPU(a, b, 200)
+	if math.Abs(got.Ratio-1.02) > 1e-9 {
+		t.Errorf("ratio = %v, want 1.02", got.Ratio)
+	}
+	if math.Abs(got.Rounds.Min-1.02) > 1e-9 || math.Abs(got.Rounds.Max-1.02) > 1e-9 {
+		t.Errorf("per-round ratios = %+v, want all 1.02", got.Rounds)
+	}
+	if math.Abs(got.CI95[0]-1.02) > 1e-9 || math.Abs(got.CI95[1]-1.02) > 1e-9 {
+		t.Errorf("interval = %v, want [1.02, 1.02] when every round agrees", got.CI95)
+	}
+	// Rounds that disagree widen the interval around the pooled ratio.
+	b = []float64{20, 21.00, 22.04, 24.08, 25.16}
+	got = pairedCPU(a, b, 500)
+	if !(got.CI95[0] < got.Ratio && got.Ratio < got.CI95[1]) || got.CI95[0] < 1.0 || got.CI95[1] > 1.16 {
+		t.Errorf("interval %v around %v", got.CI95, got.Ratio)
 	}
 }
