@@ -40,12 +40,22 @@ func openBolt(t testing.TB, path string, o storage.BoltOptions) *storage.Bolt {
 	return st
 }
 
-// logStore opens a store at path whose log is folded only by Fold.
+// logStore opens a store at path whose log is folded only by Fold; it is
+// closed when the test ends, if the test has not closed it.
 func logStore(t testing.TB, path string) *storage.Bolt {
 	t.Helper()
 	st := openBolt(t, path, storage.BoltOptions{})
+	t.Cleanup(func() { st.Close() })
 	storage.SetLogLimits(st, 1<<30, 1<<30, 1<<30, false)
 	return st
+}
+
+// reopen closes st as a crash leaves it (Close does not fold) and opens the
+// file at path again.
+func reopen(t testing.TB, st *storage.Bolt, path string) *storage.Bolt {
+	t.Helper()
+	st.Close()
+	return logStore(t, path)
 }
 
 // loggedSession stores session 1 and then logs its activity at at with
@@ -112,9 +122,7 @@ func TestBoltActivityIsLoggedAndReadBackAfterCrash(t *testing.T) {
 		t.Fatalf("Lookup = %+v, want %+v", got, active)
 	}
 	// A crash: nothing folded, the process gone. Close does not fold.
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	if got := lookupSession(t, st, s.ID); got != active {
 		t.Fatalf("after reopen, Lookup = %+v, want %+v", got, active)
 	}
@@ -151,9 +159,7 @@ func TestBoltEndSeesLoggedActivity(t *testing.T) {
 	if res[0].Ended || res[0].Current == nil || *res[0].Current != active {
 		t.Fatalf("the idle end must yield to logged activity: %+v", res[0])
 	}
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	if got := lookupSession(t, st, s.ID); got != active {
 		t.Fatalf("after the kept session and a reopen: %+v, want %+v", got, active)
 	}
@@ -205,9 +211,7 @@ func TestBoltFoldWritesMergedRecords(t *testing.T) {
 			t.Fatalf("folded record %+v, want %+v", raw, s)
 		}
 	}
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	got := loadAll(t, st)
 	if len(got) != n {
 		t.Fatalf("loaded %d sessions", len(got))
@@ -262,9 +266,7 @@ func TestBoltFoldInterleavedWithFlushes(t *testing.T) {
 		}
 	}
 	check("live")
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	check("after reopen")
 }
 
@@ -276,8 +278,7 @@ func TestBoltStaleLogEntriesDoNotResurrect(t *testing.T) {
 	e := idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonLogout, EndedAt: lat(2 * time.Minute)}
 	lapply(t, st, &storage.Batch{Ends: []storage.EndWrite{{End: e, Policy: p, TombstoneUntil: lat(time.Hour)}}})
 	// The ended session's activity stays in the log until a fold.
-	st.Close()
-	st = logStore(t, path)
+	st = reopen(t, st, path)
 	if r, _ := st.Lookup(context.Background(), "z", s.ID); r.Kind != storage.KindTombstone {
 		t.Fatalf("after reopen: %+v, want the tombstone", r)
 	}
@@ -297,9 +298,7 @@ func TestBoltStaleLogEntriesDoNotResurrect(t *testing.T) {
 	if got := lookupSession(t, st, s.ID); got != again {
 		t.Fatalf("new session under an old ID: %+v, want %+v", got, again)
 	}
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	if got := lookupSession(t, st, s.ID); got != again {
 		t.Fatalf("after reopen: %+v, want %+v", got, again)
 	}
@@ -321,29 +320,26 @@ func TestBoltRotationCarriesLoggedActivity(t *testing.T) {
 		Old: s.ID, Session: moved, GraceUntil: lat(11 * time.Minute), ForgetAt: lat(time.Hour)}}}})
 	want := active
 	want.ID = moved.ID
-	for _, reopen := range []bool{false, true} {
-		if reopen {
-			st.Close()
-			st = logStore(t, path)
+	for _, reopened := range []bool{false, true} {
+		if reopened {
+			st = reopen(t, st, path)
 		}
 		if got := lookupSession(t, st, moved.ID); got != want {
-			t.Fatalf("reopen %v: rotated session %+v, want %+v", reopen, got, want)
+			t.Fatalf("reopen %v: rotated session %+v, want %+v", reopened, got, want)
 		}
 		if r, _ := st.Lookup(context.Background(), "z", s.ID); r.Kind != storage.KindAlias {
-			t.Fatalf("reopen %v: old ID %+v, want an alias", reopen, r)
+			t.Fatalf("reopen %v: old ID %+v, want an alias", reopened, r)
 		}
 		if got := loadAll(t, st); len(got) != 1 || got[moved.ID] != want {
-			t.Fatalf("reopen %v: Load %+v", reopen, got)
+			t.Fatalf("reopen %v: Load %+v", reopened, got)
 		}
 	}
-	st.Close()
 }
 
 // Without a fold, the index stops growing at its cap: further sessions take
 // the rewrite path.
 func TestBoltLogIndexIsBounded(t *testing.T) {
 	st := logStore(t, filepath.Join(t.TempDir(), "sessions.db"))
-	defer st.Close()
 	storage.SetLogLimits(st, 1<<30, 1<<30, 10, false)
 	var ss []idletrack.Session
 	for i := range 100 {
@@ -452,9 +448,7 @@ func TestBoltFoldErrorIsReported(t *testing.T) {
 	if got := lookupSession(t, st, lid(2)); got.LastActivity != lat(time.Minute) || got.Requests != 5 {
 		t.Errorf("after the failed fold: %+v", got)
 	}
-	st.Close()
-	st = logStore(t, path)
-	defer st.Close()
+	st = reopen(t, st, path)
 	if got := lookupSession(t, st, lid(2)); got.LastActivity != lat(time.Minute) || got.Requests != 5 {
 		t.Errorf("reopened after the failed fold: %+v", got)
 	}
@@ -504,9 +498,7 @@ func TestBoltLoggedIdentityDecidesWithoutTheRecord(t *testing.T) {
 			if got := lookupSession(t, st, s.ID); got != next {
 				t.Fatalf("Lookup = %+v, want %+v", got, next)
 			}
-			st.Close()
-			st = logStore(t, path)
-			defer st.Close()
+			st = reopen(t, st, path)
 			if got := loadAll(t, st)[s.ID]; got != next {
 				t.Fatalf("after reopen, Load = %+v, want %+v", got, next)
 			}
