@@ -538,24 +538,17 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 		tx := wt.tx
 		results, queued = results[:0], 0
 		wt.hint = len(b.Sessions)
-		var (
-			z     zoneBuckets
-			zname string
-		)
-		for i, w := range b.Sessions {
-			if i == 0 || w.Zone != zname { // a flush writes one zone's sessions in a row
-				var err error
-				if z, err = ensureZone(tx, w.Zone); err != nil {
-					return err
-				}
-				zname = w.Zone
+		for _, w := range b.Sessions {
+			z, err := wt.buckets(w.Zone)
+			if err != nil {
+				return err
 			}
 			if err := putSession(wt, z, w.Zone, w.Session); err != nil {
 				return err
 			}
 		}
 		for _, w := range b.Rotations {
-			z, err := ensureZone(tx, w.Zone)
+			z, err := wt.buckets(w.Zone)
 			if err != nil {
 				return err
 			}
@@ -619,7 +612,7 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 
 func endSession(wt *wtx, w EndWrite) (EndResult, []Event, error) {
 	e := w.End
-	z, err := ensureZone(wt.tx, e.Zone)
+	z, err := wt.buckets(e.Zone)
 	if err != nil {
 		return EndResult{}, nil, err
 	}

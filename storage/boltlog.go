@@ -161,6 +161,21 @@ type wlog struct {
 	over map[idletrack.ID]ovEnt  // changed index entries
 	val  []byte                  // the log value to append
 	idx  map[idletrack.ID]logEnt // the committed index (nil: none yet)
+	b    zoneBuckets             // the zone's buckets in this transaction, once looked up
+}
+
+// buckets returns zone's buckets, creating them on first use; a transaction
+// looks them up once per zone.
+func (w *wtx) buckets(zone string) (zoneBuckets, error) {
+	l := w.zone(zone)
+	if l.b.s == nil {
+		b, err := ensureZone(w.tx, zone)
+		if err != nil {
+			return zoneBuckets{}, err
+		}
+		l.b = b
+	}
+	return l.b, nil
 }
 
 type logCount struct {
@@ -272,7 +287,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		if len(v) == 0 {
 			continue
 		}
-		z, err := ensureZone(tx, zone)
+		z, err := w.buckets(zone)
 		if err != nil {
 			return err
 		}
@@ -440,7 +455,7 @@ func (s *Bolt) foldZone(zone string) error {
 		var wt *wtx
 		if err := s.update(func(w *wtx) error {
 			wt = w
-			z, err := ensureZone(w.tx, zone)
+			z, err := w.buckets(zone)
 			if err != nil {
 				return err
 			}
