@@ -22,28 +22,65 @@ import (
 // example one per path or domain, or one planted by a sibling subdomain);
 // the caller decides whether that is acceptable.
 func Find(h http.Header, name string) (value string, count int) {
-	// A valid name compared for equality needs no per-pair validation.
+	// A valid name compared for equality needs no per-pair validation, and
+	// it contains no separator, space or '=': so a pair of that name is an
+	// occurrence of name with only spaces between it and the pair's start
+	// (the line's start or a ';'), and only spaces between it and the
+	// pair's '=' or end. strings.Index jumps from one candidate to the next,
+	// so the pairs of other names are never split and trimmed one by one.
 	if !ValidName(name) {
 		return "", 0
 	}
 	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			n, v, _ := strings.Cut(textproto.TrimString(part), "=")
-			if textproto.TrimString(n) != name {
+		for from := 0; from < len(line); {
+			i := strings.Index(line[from:], name)
+			if i < 0 {
+				break
+			}
+			i += from
+			end := i + len(name) // just after the name and its spaces
+			for end < len(line) && isSpace(line[end]) {
+				end++
+			}
+			if !pairStart(line, i) || end < len(line) && line[end] != '=' && line[end] != ';' {
+				from = i + 1
 				continue
 			}
 			count++
-			if value != "" {
-				continue
+			semi := strings.IndexByte(line[end:], ';')
+			if semi < 0 {
+				semi = len(line)
+			} else {
+				semi += end
 			}
-			if v, ok := cookieValue(v); ok {
-				value = v
+			if value == "" && end < len(line) && line[end] == '=' {
+				if v, ok := cookieValue(trimRight(line[end+1 : semi])); ok {
+					value = v
+				}
 			}
+			from = semi
 		}
 	}
 	return value, count
+}
+
+// pairStart reports whether only spaces separate position i of a Cookie
+// line from the start of its pair: the line's start, or a ';'.
+func pairStart(line string, i int) bool {
+	for i > 0 && isSpace(line[i-1]) {
+		i--
+	}
+	return i == 0 || line[i-1] == ';'
+}
+
+// isSpace is textproto.TrimString's notion of space.
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+func trimRight(s string) string {
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // Names returns an iterator over the names of the cookies in the request
@@ -88,15 +125,24 @@ func cookieValue(raw string) (string, bool) {
 		raw = raw[1 : len(raw)-1]
 	}
 	for i := 0; i < len(raw); i++ {
-		if !validValueByte(raw[i]) {
+		if !valueBytes[raw[i]] {
 			return "", false
 		}
 	}
 	return raw, true
 }
 
+// valueBytes is validValueByte as a table: session cookies run to
+// hundreds of bytes (Laravel's), and every request checks one.
+var valueBytes = func() (t [256]bool) {
+	for b := range t {
+		t[b] = validValueByte(byte(b))
+	}
+	return t
+}()
+
 // validValueByte is net/http's relaxed cookie-octet: printable ASCII,
-// including space and comma, except '"', ';' and '\'.
+// including space and comma, except '"', ';' and '\\'.
 func validValueByte(b byte) bool {
 	return 0x20 <= b && b < 0x7f && b != '"' && b != ';' && b != '\\'
 }

@@ -43,6 +43,14 @@ func TestFind(t *testing.T) {
 		{"8 KiB+ line", []string{big + "sid=abc; " + big}, "abc", 1},
 		{"garbage", []string{"\x00\xff;=;==;\";sid"}, "", 1},
 		{"only separators", []string{";;; ; ;"}, "", 0},
+		// Find jumps to each occurrence of the name; these are occurrences
+		// that are not a pair of that name.
+		{"name inside a value", []string{"a=sid=1; b=xsid"}, "", 0},
+		{"name after a space inside a value", []string{"a= sid=1"}, "", 0},
+		{"name within a longer name", []string{"ssid=1; sidsid=2; sid=3"}, "3", 1},
+		{"name then another word", []string{"sid x=1; sid=2"}, "2", 1},
+		{"name ending the line", []string{"a=1; sid"}, "", 1},
+		{"spaces before the next pair", []string{"sid=abc 	 ; b=2"}, "abc", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
