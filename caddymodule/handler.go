@@ -494,8 +494,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	o.ResponseWriter = w
 	if o.active {
 		var finish func()
-		o.ResponseWriter, finish = h.wrapForWarning(w, r)
-		defer finish()
+		if o.ResponseWriter, finish = h.wrapForWarning(w, r); finish != nil {
+			defer finish()
+		}
 	}
 	err := next.ServeHTTP(o, r)
 	if !o.wrote {

@@ -72,10 +72,11 @@ func channelName(zone string) string {
 
 // wrapForWarning prepares a page response of an active session for the
 // warning script: the upstream is asked for an uncompressed answer, and the
-// returned writer inserts the tag. finish must be called after the response.
+// returned writer inserts the tag. finish, when not nil (nothing to inject),
+// must be called after the response.
 func (h *Handler) wrapForWarning(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
 	if !h.InjectWarning || !warning.ShouldInject(r) {
-		return w, func() {}
+		return w, nil
 	}
 	r.Header.Del("Accept-Encoding")
 	inj := warning.NewInjector(w, h.warningTag)

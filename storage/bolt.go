@@ -366,7 +366,7 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 		// The entry's requests are at least the record's (each entry was
 		// logged at or above them), so this is the check below, exactly.
 		if s.LastActivity > e.last || s.Requests > e.req {
-			w.logActivity(zone, s.ID, s.LastActivity, s.Requests, ident)
+			w.logActivity(zone, s.ID, e, s.LastActivity, s.Requests, ident)
 		}
 		return nil
 	}
@@ -378,8 +378,8 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 		if s.LastActivity <= old.LastActivity && s.Requests == old.Requests {
 			return nil // nothing new
 		}
-		if _, logged := w.logged(zone, s.ID); logged || !w.indexFull(zone) {
-			w.logActivity(zone, s.ID, s.LastActivity, s.Requests, ident)
+		if e, logged := w.logged(zone, s.ID); logged || !w.indexFull(zone) {
+			w.logActivity(zone, s.ID, e, s.LastActivity, s.Requests, ident)
 			return nil
 		}
 	}

@@ -221,11 +221,11 @@ func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
 	return e, ok
 }
 
-// logActivity appends activity of id to the zone's log value.
-// ident is the identity of the record it was checked against.
-func (w *wtx) logActivity(zone string, id idletrack.ID, last int64, req uint32, ident uint64) {
+// logActivity appends activity of id to the zone's log value. e is id's
+// logged activity as logged just returned it (the zero logEnt when there
+// is none); ident is the identity of the record it was checked against.
+func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, req uint32, ident uint64) {
 	l := w.zone(zone)
-	e, _ := l.logged(id)
 	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
 	l.val = appendLogEntry(l.val, id, last, req)
 }
