@@ -362,7 +362,8 @@ func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
 // alone: the record is not read.
 func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 	ident := identity(s)
-	if e, logged := w.logged(zone, s.ID); logged && e.ident == ident && s.Requests >= e.req {
+	e, logged := w.logged(zone, s.ID)
+	if logged && e.ident == ident && s.Requests >= e.req {
 		// The entry's requests are at least the record's (each entry was
 		// logged at or above them), so this is the check below, exactly.
 		if s.LastActivity > e.last || s.Requests > e.req {
@@ -378,7 +379,7 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 		if s.LastActivity <= old.LastActivity && s.Requests == old.Requests {
 			return nil // nothing new
 		}
-		if e, logged := w.logged(zone, s.ID); logged || !w.indexFull(zone) {
+		if logged || !w.indexFull(zone) {
 			w.logActivity(zone, s.ID, e, s.LastActivity, s.Requests, ident)
 			return nil
 		}

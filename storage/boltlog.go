@@ -146,10 +146,8 @@ func (s *Bolt) loadLogs() error {
 type wtx struct {
 	s    *Bolt
 	tx   *bolt.Tx
-	logs map[string]*wlog    // per zone: what this transaction logs
-	drop map[string]logCount // per zone: what the log holds after a fold deleted values
-	seqs map[string]uint64   // per zone: the key of the value appended
-	hint int                 // sessions the transaction is likely to log
+	logs map[string]*wlog // per zone: what this transaction logs
+	hint int              // sessions the transaction is likely to log
 
 	// The zone looked up last: a flush writes one zone's sessions in a row.
 	curName string
@@ -160,8 +158,12 @@ type wtx struct {
 type wlog struct {
 	over map[idletrack.ID]ovEnt  // changed index entries
 	val  []byte                  // the log value to append
+	seq  uint64                  // the key val was appended under (once update has, if val is not empty)
 	idx  map[idletrack.ID]logEnt // the committed index (nil: none yet)
 	b    zoneBuckets             // the zone's buckets in this transaction, once looked up
+	// A fold deleted values of the log: kept is what the log holds now.
+	folded bool
+	kept   logCount
 }
 
 // buckets returns zone's buckets, creating them on first use; a transaction
@@ -278,37 +280,32 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	if err := fn(w); err != nil {
 		return err
 	}
-	w.seqs = map[string]uint64{}
-	seqs := w.seqs
 	changed := false
 	for zone, l := range w.logs {
-		changed = changed || len(l.over) > 0
-		v := l.val
-		if len(v) == 0 {
+		changed = changed || len(l.over) > 0 || l.folded
+		if len(l.val) == 0 {
 			continue
 		}
 		z, err := w.buckets(zone)
 		if err != nil {
 			return err
 		}
-		seq, err := z.l.NextSequence()
-		if err != nil {
+		if l.seq, err = z.l.NextSequence(); err != nil {
 			return err
 		}
-		if err := z.l.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+		if err := z.l.Put(binary.BigEndian.AppendUint64(nil, l.seq), l.val); err != nil {
 			return err
 		}
-		seqs[zone] = seq
 	}
 	txid := tx.ID()
-	if changed || len(w.drop) > 0 {
+	if changed {
 		s.imu.Lock()
 		s.inflight = txid
 		s.imu.Unlock()
 	}
 	committed = true
 	err = tx.Commit()
-	if !changed && len(w.drop) == 0 {
+	if !changed {
 		return err
 	}
 	s.imu.Lock()
@@ -319,8 +316,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	s.applied = txid
 	for zone, l := range w.logs {
-		over := l.over
-		if len(over) == 0 {
+		if len(l.over) == 0 && !l.folded && len(l.val) == 0 {
 			continue
 		}
 		zl := s.logs[zone]
@@ -328,26 +324,24 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 			zl = &zoneLog{idx: map[idletrack.ID]logEnt{}}
 			s.logs[zone] = zl
 		}
-		for id, o := range over {
+		for id, o := range l.over {
 			if o.reset {
 				delete(zl.idx, id)
 			} else {
 				zl.idx[id] = o.logEnt
 			}
 		}
-	}
-	for zone, n := range w.drop {
-		zl := s.logs[zone]
-		zl.values, zl.entries = n.values, n.entries
-		if n.empty {
-			clear(zl.idx)
+		if l.folded {
+			zl.values, zl.entries = l.kept.values, l.kept.entries
+			if l.kept.empty {
+				clear(zl.idx)
+			}
 		}
-	}
-	for zone, seq := range seqs {
-		zl := s.logs[zone]
-		zl.values++
-		zl.entries += len(w.logs[zone].val) / logEntry
-		zl.seq = seq
+		if len(l.val) > 0 {
+			zl.values++
+			zl.entries += len(l.val) / logEntry
+			zl.seq = l.seq
+		}
 	}
 	return nil
 }
@@ -494,6 +488,7 @@ func (s *Bolt) foldZone(zone string) error {
 				n.entries += len(v) / logEntry
 				clean = clean && own[binary.BigEndian.Uint64(k)]
 			}
+			l := w.zone(zone)
 			if clean {
 				for k, _ := c.First(); k != nil; k, _ = c.First() {
 					if err := c.Delete(); err != nil {
@@ -501,18 +496,15 @@ func (s *Bolt) foldZone(zone string) error {
 					}
 				}
 				n = logCount{empty: true}
-				w.zone(zone).val = nil
+				l.val = nil
 			}
-			if w.drop == nil {
-				w.drop = map[string]logCount{}
-			}
-			w.drop[zone] = n
+			l.folded, l.kept = true, n
 			return nil
 		}); err != nil {
 			return err
 		}
-		if seq, ok := wt.seqs[zone]; ok {
-			own[seq] = true
+		if l := wt.logs[zone]; l != nil && len(l.val) > 0 {
+			own[l.seq] = true
 		}
 		if last {
 			return nil
