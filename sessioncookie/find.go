@@ -54,7 +54,7 @@ func Find(h http.Header, name string) (value string, count int) {
 				semi += end
 			}
 			if value == "" && end < len(line) && line[end] == '=' {
-				if v, ok := cookieValue(trimRight(line[end+1 : semi])); ok {
+				if v, ok := cookieValue(strings.TrimRight(line[end+1:semi], spaces)); ok {
 					value = v
 				}
 			}
@@ -73,15 +73,10 @@ func pairStart(line string, i int) bool {
 	return i == 0 || line[i-1] == ';'
 }
 
-// isSpace is textproto.TrimString's notion of space.
-func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+// spaces are textproto.TrimString's spaces.
+const spaces = " \t\n\r"
 
-func trimRight(s string) string {
-	for len(s) > 0 && isSpace(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // Names returns an iterator over the names of the cookies in the request
 // header h, in the order they appear. A name that occurs several times is
