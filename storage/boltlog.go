@@ -166,6 +166,10 @@ type wlog struct {
 	kept   logCount
 }
 
+// changesIndex reports whether committing l changes the zone's in-memory
+// log state. A value to append always comes with its index entries.
+func (l *wlog) changesIndex() bool { return len(l.over) > 0 || l.folded }
+
 // buckets returns zone's buckets, creating them on first use; a transaction
 // looks them up once per zone.
 func (w *wtx) buckets(zone string) (zoneBuckets, error) {
@@ -282,7 +286,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	changed := false
 	for zone, l := range w.logs {
-		changed = changed || len(l.over) > 0 || l.folded
+		changed = changed || l.changesIndex()
 		if len(l.val) == 0 {
 			continue
 		}
@@ -316,7 +320,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	s.applied = txid
 	for zone, l := range w.logs {
-		if len(l.over) == 0 && !l.folded && len(l.val) == 0 {
+		if !l.changesIndex() {
 			continue
 		}
 		zl := s.logs[zone]
