@@ -135,8 +135,11 @@ func Cluster(t testing.TB) []string {
 	var addrs []string
 	var nodes []*Server
 	for i := range 3 {
+		// The cluster bus defaults to the port + 10000, which lands in the
+		// kernel's ephemeral range (32768-60999 here), where an outgoing
+		// connection can hold it: give the bus a port of its own.
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", i),
-			"--cluster-node-timeout", "2000")
+			"--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(testnet.FreePort(t)))
 		addrs = append(addrs, s.Addr())
 		nodes = append(nodes, s)
 	}
