@@ -13,6 +13,7 @@ pkgs=(
     python3 python3-django                               # django app (Django 3.2, /usr/bin/python3)
     php-cli php-sqlite3 php-mbstring php-xml             # plain PHP + Laravel
     php-laravel-framework                                # Laravel 8.83 under /usr/share/php/Illuminate
+    composer                                             # laravel-kit: the idlegate kit from a path repository
 )
 # Node may come from NodeSource (which bundles npm); only add Debian's
 # packages when the commands are missing, to avoid package conflicts.
@@ -31,6 +32,9 @@ fi
 
 echo "setup.sh: npm ci in $here/express"
 (cd "$here/express" && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "setup.sh: composer install in $here/laravel-kit (offline: path repository)"
+"$here/laravel-kit/composer-install"
 
 chmod +x "$here"/*/start "$here/lib/supervise" "$here/smoke.sh"
 echo "setup.sh: done"
