@@ -28,6 +28,7 @@ import (
 var kitFrameworks = []Framework{
 	{Name: "laravel_kit", Dir: "laravel-kit", Cookie: "laravel_session", LaravelKey: true},
 	{Name: "django_kit", Dir: "django-kit", Cookie: "sessionid"},
+	{Name: "express_kit", Dir: "express-kit", Cookie: "connect.sid"},
 }
 
 // otherSecret is a well-formed secret that is not TestSecret.
@@ -274,6 +275,8 @@ func kitCheckCmd(t *testing.T, app *App, secret, admin string) (string, int) {
 		cmd = exec.Command(filepath.Join(dir, "artisan-env"), "idlegate:check")
 	case "django-kit":
 		cmd = exec.Command(filepath.Join(dir, "manage"), "idlegate_check")
+	case "express-kit":
+		cmd = exec.Command(filepath.Join(dir, "check"))
 	default:
 		t.Fatalf("no check command for %s", app.Dir)
 	}
