@@ -68,20 +68,26 @@ http://127.0.0.1:{PORT_B} {
 }
 `
 
-// needBinary finds a command of Debian's prometheus package; outside CI a
-// missing one skips the test, in CI it fails it.
+// needBinary finds a command (prometheus, promtool, composer, npm); outside
+// CI a missing one skips the test, in CI it fails it.
 func needBinary(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
 		return p
 	}
-	msg := fmt.Sprintf("%s not found: install Debian's prometheus package (tests/apps/setup.sh does)", name)
+	missing(t, fmt.Sprintf("%s not found in PATH: tests/apps/setup.sh installs it (Debian packages)", name))
+	return ""
+}
+
+// missing skips t outside CI and fails it in CI (env CI set), where every
+// tool the tests need is installed by .ci/run.
+func missing(t *testing.T, msg string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
 }
 
 func integrationsDir(t *testing.T, sub string) string {
