@@ -102,7 +102,11 @@ function webhook(options = {}) {
     state.lastRefusal = { at: new Date().toISOString(), status, reason };
     if (options.onRefused) options.onRefused(state.lastRefusal);
     if (options.stateFile) {
-      try { fs.writeFileSync(options.stateFile, JSON.stringify(state)); } catch (e) { /* the answer still says why */ }
+      try { // atomically: the check may read it at any moment
+        const tmp = `${options.stateFile}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, JSON.stringify(state));
+        fs.renameSync(tmp, options.stateFile);
+      } catch (e) { /* the answer still says why */ }
     }
     res.status(status).json({ error: reason });
   };
