@@ -62,9 +62,17 @@ type Handler struct {
 	// <caddy data dir>/idlegate/sessions.db.
 	Store *StoreConfig `json:"store,omitempty"`
 
-	// Namespaces sessions when one store serves several sites.
+	// The zone: the namespace of the handler's sessions in the store, and
+	// the name the admin API, metrics and webhooks use. Handlers of one
+	// config that name the same zone must configure it alike (idle,
+	// absolute, rotation_grace, remember_ended, max_sessions, user_header,
+	// webhook); give each site its own zone when they differ.
 	// Default: the cookie name.
-	Name string `json:"name,omitempty"`
+	Name string `json:"zone,omitempty"`
+
+	// An alias of zone, its former name; accepted in JSON and the
+	// Caddyfile. Setting both to different values is an error.
+	NameAlias string `json:"name,omitempty"`
 
 	// An upstream response header that names the signed-in user. It is
 	// removed before the response reaches the client.
@@ -125,6 +133,7 @@ type Handler struct {
 	clear   *sessioncookie.Matcher
 	poolKey string
 	shared  *sharedEngine
+	lease   *engine.Lease // this handler's reference to its zone
 	zone    *engine.Zone
 	logger  *zap.Logger
 	channel string // the warning's BroadcastChannel name
@@ -195,6 +204,12 @@ const (
 // engine of its store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.NameAlias != "" {
+		if h.Name != "" && h.Name != h.NameAlias {
+			return fmt.Errorf("idle_session: zone: %q and its alias name %q disagree; set only zone", h.Name, h.NameAlias)
+		}
+		h.Name = h.NameAlias
+	}
 	if h.Name == "" {
 		h.Name = h.Cookie
 	}
@@ -282,12 +297,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.shared, h.poolKey = shared, key
-	z, err := shared.engine.Configure(ctx, h.zoneConfig())
+	// Every module of one config is provisioned with the same context, so
+	// its Done channel tells this config's handlers from the previous
+	// config's, which still hold the zone during a reload.
+	l, err := shared.engine.Acquire(ctx, h.zoneConfig(), engine.Holder{Config: ctx.Done(), Site: h.site(ctx)})
 	if err != nil {
-		return fmt.Errorf("idle_session: loading sessions of zone %q: %w", h.Name, err)
+		return fmt.Errorf("idle_session: zone: %w", err)
 	}
-	h.zone = z
+	h.lease, h.zone = l, l.Zone()
 	return nil
+}
+
+// site describes the handler for errors about its zone: its cookie and
+// the listen addresses of its server (Caddy does not tell a handler its
+// site's host names).
+func (h *Handler) site(ctx caddy.Context) string {
+	s := fmt.Sprintf("the idle_session with cookie %s", h.Cookie)
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && len(srv.Listen) > 0 {
+		s += " on the server listening on " + strings.Join(srv.Listen, " ")
+	}
+	return s
 }
 
 func (h *Handler) zoneConfig() engine.ZoneConfig {
@@ -448,13 +477,22 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-// Cleanup releases the handler's hold on the shared engine. The engine stops,
-// flushing everything, when the last config using its store goes away.
+// Cleanup releases the handler's zone and its hold on the shared engine.
+// A zone no config uses any more stops (see engine/lease.go); the engine
+// stops, flushing everything, when the last config using its store goes
+// away. It works after a failed Provision too.
 func (h *Handler) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
+	var err error
+	if h.lease != nil {
+		err = h.lease.Release()
+		h.lease = nil
 	}
-	_, err := engines.Delete(h.poolKey)
+	if h.poolKey != "" {
+		if _, derr := engines.Delete(h.poolKey); err == nil {
+			err = derr
+		}
+		h.poolKey = ""
+	}
 	return err
 }
 

@@ -63,8 +63,10 @@ type Engine struct {
 	enc   Encoder
 	o     Options
 
-	mu    sync.RWMutex
-	zones map[string]*Zone
+	mu       sync.RWMutex
+	zones    map[string]*Zone
+	loading  map[string]chan struct{} // zones being loaded by Acquire
+	leaseSeq uint64                   // orders leases: the newest is in force
 
 	qmu     sync.Mutex
 	queue   storage.Batch // waiting for the next commit
@@ -117,14 +119,15 @@ func New(store storage.Store, enc Encoder, o Options) *Engine {
 		o.Logger = zap.NewNop()
 	}
 	e := &Engine{
-		store: store,
-		keyer: idletrack.NewKeyer(store.Key()),
-		enc:   enc,
-		o:     o,
-		zones: make(map[string]*Zone),
-		gen:   &commitGen{done: make(chan struct{})},
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		store:   store,
+		keyer:   idletrack.NewKeyer(store.Key()),
+		enc:     enc,
+		o:       o,
+		zones:   make(map[string]*Zone),
+		loading: make(map[string]chan struct{}),
+		gen:     &commitGen{done: make(chan struct{})},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.invalDone = make(chan struct{})
@@ -136,9 +139,6 @@ func New(store storage.Store, enc Encoder, o Options) *Engine {
 	go e.run()
 	return e
 }
-
-// Store returns the engine's store.
-func (e *Engine) Store() storage.Store { return e.store }
 
 // Now returns the engine clock's time in Unix nanoseconds.
 func (e *Engine) Now() int64 { return e.o.Now().UnixNano() }
@@ -174,39 +174,6 @@ func (e *Engine) Zone(name string) (*Zone, bool) {
 	defer e.mu.RUnlock()
 	z, ok := e.zones[name]
 	return z, ok
-}
-
-// Configure creates zone cfg.Name or applies cfg to it. A new zone's
-// sessions are loaded from the store first.
-func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if z, ok := e.zones[cfg.Name]; ok {
-		old := z.Config()
-		z.setConfig(cfg)
-		if targetChanged(old.Webhook, cfg.Webhook) {
-			e.hasten(ctx, cfg.Name)
-		}
-		return z, nil
-	}
-	z := &Zone{e: e, tracker: idletrack.NewTracker(cfg.Name, cfg.Policy)}
-	z.setConfig(cfg)
-	if c, ok := e.store.(sessionCounter); ok {
-		if n, err := c.Sessions(ctx, cfg.Name); err == nil {
-			z.tracker.Reserve(n)
-		}
-	}
-	now := e.Now()
-	err := e.store.Load(ctx, cfg.Name, z.tracker.Load, func(a storage.Alias) {
-		if now < a.GraceUntil {
-			z.tracker.LoadAlias(a.Old, a.Target, a.GraceUntil, a.ForgetAt)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	e.zones[cfg.Name] = z
-	return z, nil
 }
 
 // sessionCounter is implemented by stores that can count a zone's sessions
