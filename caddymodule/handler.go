@@ -204,11 +204,8 @@ const (
 // engine of its store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.NameAlias != "" {
-		if h.Name != "" && h.Name != h.NameAlias {
-			return fmt.Errorf("idle_session: zone: %q and its alias name %q disagree; set only zone", h.Name, h.NameAlias)
-		}
-		h.Name = h.NameAlias
+	if h.Name == "" {
+		h.Name = h.NameAlias // (Validate refuses two different values)
 	}
 	if h.Name == "" {
 		h.Name = h.Cookie
@@ -302,7 +299,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// config's, which still hold the zone during a reload.
 	l, err := shared.engine.Acquire(ctx, h.zoneConfig(), engine.Holder{Config: ctx.Done(), Site: h.site(ctx)})
 	if err != nil {
-		return fmt.Errorf("idle_session: zone: %w", err)
+		return err
 	}
 	h.lease, h.zone = l, l.Zone()
 	return nil
@@ -358,8 +355,13 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 
 // Validate checks the configuration. Every error names the option.
 func (h *Handler) Validate() error {
+	// Caddy prefixes these with the module's name (provision
+	// http.handlers.idle_session: ...), so they start with the option.
 	bad := func(opt string, format string, args ...any) error {
-		return fmt.Errorf("idle_session: %s: %s", opt, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s: %s", opt, fmt.Sprintf(format, args...))
+	}
+	if h.NameAlias != "" && h.Name != "" && h.Name != h.NameAlias {
+		return bad("zone", "%q and its alias name %q disagree; set only zone", h.Name, h.NameAlias)
 	}
 	if h.Cookie == "" {
 		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")

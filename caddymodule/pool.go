@@ -92,7 +92,7 @@ func storeKey(c *StoreConfig) (string, error) {
 func acquireEngine(c *StoreConfig) (*sharedEngine, string, error) {
 	key, err := storeKey(c)
 	if err != nil {
-		return nil, "", fmt.Errorf("idle_session: store: %w", err)
+		return nil, "", fmt.Errorf("store: %w", err)
 	}
 	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) {
 		st, err := openStore(c)

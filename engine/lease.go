@@ -101,7 +101,7 @@ func (e *Engine) Acquire(ctx context.Context, cfg ZoneConfig, h Holder) (*Lease,
 		close(done)
 		if err != nil {
 			e.mu.Unlock()
-			return nil, err
+			return nil, fmt.Errorf("loading sessions of zone %q: %w", cfg.Name, err)
 		}
 		e.zones[cfg.Name] = z
 		l, _, err := e.addLease(z, cfg, h)
