@@ -193,13 +193,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const (
-	defaultIdle          = 30 * time.Minute
-	defaultRotationGrace = 30 * time.Second
-	defaultRemember      = 14 * 24 * time.Hour
-	defaultMaxSessions   = 1_000_000
-)
-
 // Provision sets up the handler: matchers, the Laravel key and the shared
 // engine of its store.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -210,14 +203,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Name == "" {
 		h.Name = h.Cookie
 	}
+	def := idletrack.DefaultPolicy() // the defaults live there, and in webhook's constants
 	if h.Idle == 0 {
-		h.Idle = caddy.Duration(defaultIdle)
+		h.Idle = caddy.Duration(def.Idle)
 	}
 	if h.RememberEnded == 0 {
-		h.RememberEnded = caddy.Duration(defaultRemember)
+		h.RememberEnded = caddy.Duration(def.RememberEnded)
 	}
 	if h.MaxSessions == 0 {
-		h.MaxSessions = defaultMaxSessions
+		h.MaxSessions = def.MaxSessions
 	}
 	if h.WarnBefore == 0 {
 		h.WarnBefore = h.defaultWarnBefore()
@@ -244,10 +238,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Webhook != nil {
 		if h.Webhook.Timeout == 0 {
-			h.Webhook.Timeout = caddy.Duration(10 * time.Second)
+			h.Webhook.Timeout = caddy.Duration(webhook.DefaultTimeout)
 		}
 		if h.Webhook.MaxAttempts == 0 {
-			h.Webhook.MaxAttempts = 10
+			h.Webhook.MaxAttempts = webhook.DefaultMaxAttempts
 		}
 		if len(h.Webhook.Events) == 0 {
 			h.Webhook.Events = []string{"ended"}
@@ -317,7 +311,7 @@ func (h *Handler) site(ctx caddy.Context) string {
 }
 
 func (h *Handler) zoneConfig() engine.ZoneConfig {
-	grace := defaultRotationGrace
+	grace := idletrack.DefaultPolicy().RotationGrace
 	if h.RotationGrace != nil {
 		grace = time.Duration(*h.RotationGrace)
 	}
@@ -627,11 +621,9 @@ func (h *Handler) decodedID(value string) (idletrack.ID, bool) {
 	return h.zone.ID(value), true
 }
 
+// remainingSeconds is idletrack.RemainingSeconds as a header value.
 func remainingSeconds(deadline, now int64) string {
-	if deadline <= now {
-		return "0"
-	}
-	return strconv.FormatInt((deadline-now)/int64(time.Second), 10)
+	return strconv.FormatInt(idletrack.RemainingSeconds(deadline, now), 10)
 }
 
 // Interface guards

@@ -38,10 +38,20 @@ type Verdict struct {
 
 // Remaining is the whole number of seconds left at now, never negative.
 func (v Verdict) Remaining(now int64) int64 {
-	if v.Status != StatusActive || v.Deadline <= now {
+	if v.Status != StatusActive {
 		return 0
 	}
-	return (v.Deadline - now) / int64(time.Second)
+	return RemainingSeconds(v.Deadline, now)
+}
+
+// RemainingSeconds is the whole number of seconds from now (Unix ns) to
+// deadline, 0 once it passed: what status_path, remaining_header and the
+// admin API show.
+func RemainingSeconds(deadline, now int64) int64 {
+	if deadline <= now {
+		return 0
+	}
+	return (deadline - now) / int64(time.Second)
 }
 
 const (
@@ -605,10 +615,6 @@ func (t *Tracker) Expired(now int64, limit int) []End {
 	}
 	return out
 }
-
-// NextDeadline returns the earliest deadline in the index (possibly stale:
-// never later than the real one).
-func (t *Tracker) NextDeadline() (int64, bool) { return t.dl.next() }
 
 // Change is a session to write to the store.
 type Change struct {
