@@ -3,7 +3,7 @@
 // sessions on time, and hands end events to the outbox. One Engine serves
 // one store and every zone configured on it; it outlives config reloads.
 //
-// The request path never waits for a disk write except where DESIGN.md says
+// The request path never waits for a disk write except where docs/design.md says
 // it must: a session the upstream has just issued, a rotation, a login and an
 // explicit end (logout, revoke) are durable before the response goes out.
 // Activity is flushed once per FlushInterval. Writes that fail (disk full,

@@ -12,7 +12,7 @@ import (
 	"github.com/idlegate/idlegate/storage"
 )
 
-// A zone's lifetime (docs/design.md, "Zones"):
+// A zone's lifetime (docs/design.md, "Lifecycle"):
 //
 //   - Acquire creates the zone, loading its sessions from the store, or
 //     takes one more reference to the running zone and applies the new

@@ -64,7 +64,7 @@ const (
 )
 
 // Tracker is the in-memory state of the sessions of one zone. It applies the
-// lifecycle rules of DESIGN.md and returns decisions and End events; it never
+// lifecycle rules of docs/design.md and returns decisions and End events; it never
 // does I/O. All methods are safe for concurrent use. Times are Unix
 // nanoseconds supplied by the caller, so tests drive it with a fake clock.
 type Tracker struct {
