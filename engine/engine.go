@@ -246,7 +246,24 @@ func (e *Engine) run() {
 func (e *Engine) commit(collect bool) { e.commitCtx(e.ctx, collect) }
 
 func (e *Engine) commitCtx(ctx context.Context, collect bool) {
+	b, g := e.drain()
+	held := e.hold(&b)
+	defer e.requeueHeld(held)
+	if collect {
+		e.collect(&b)
+	}
+	if b.Len() == 0 {
+		close(g.done)
+		return
+	}
+	e.apply(ctx, &b, g)
+}
+
+// drain takes the retried and queued writes as one batch, and the
+// generation their waiters wait for; new writes go to the next one.
+func (e *Engine) drain() (storage.Batch, *commitGen) {
 	e.qmu.Lock()
+	defer e.qmu.Unlock()
 	b := e.retry
 	e.retry = storage.Batch{}
 	if b.Sessions == nil {
@@ -259,53 +276,63 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.queue.Reset()
 	g := e.gen
 	e.gen = &commitGen{done: make(chan struct{})}
-	e.qmu.Unlock()
+	return b, g
+}
 
-	// On a shared store, an idle or absolute end decided while the store
-	// was failing rests on this instance's memory alone: other instances'
-	// activity could not arrive. Such ends wait until the store has worked
-	// for two flush intervals, so every instance has written the activity
-	// it kept meanwhile; the conditional end then keeps a session that was
-	// active elsewhere (and this instance serves it again).
-	var held []storage.EndWrite
-	if e.store.Shared() && (e.failingNow() || e.Now() < e.holdUntil()) {
-		var keep []storage.EndWrite
-		for _, w := range b.Ends {
-			if r := w.End.Reason; r == idletrack.ReasonIdle || r == idletrack.ReasonAbsolute {
-				held = append(held, w)
-			} else {
-				keep = append(keep, w)
-			}
-		}
-		b.Ends = keep
+// hold takes out of b the ends that must wait, and returns them.
+//
+// On a shared store, an idle or absolute end decided while the store was
+// failing rests on this instance's memory alone: other instances' activity
+// could not arrive. Such ends wait until the store has worked for two
+// flush intervals, so every instance has written the activity it kept
+// meanwhile; the conditional end then keeps a session that was active
+// elsewhere (and this instance serves it again).
+func (e *Engine) hold(b *storage.Batch) []storage.EndWrite {
+	if !e.store.Shared() || !(e.failingNow() || e.Now() < e.holdUntil()) {
+		return nil
 	}
-	defer func() {
-		if len(held) > 0 {
-			e.qmu.Lock()
-			e.retry.Ends = append(e.retry.Ends, held...)
-			e.qmu.Unlock()
+	var held, keep []storage.EndWrite
+	for _, w := range b.Ends {
+		if r := w.End.Reason; r == idletrack.ReasonIdle || r == idletrack.ReasonAbsolute {
+			held = append(held, w)
+		} else {
+			keep = append(keep, w)
 		}
-	}()
+	}
+	b.Ends = keep
+	return held
+}
 
-	if collect {
-		for _, z := range e.Zones() {
-			e.changes = z.tracker.Collect(e.changes[:0])
-			for _, c := range e.changes {
-				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
-			}
+// requeueHeld puts held ends back for a later commit.
+func (e *Engine) requeueHeld(held []storage.EndWrite) {
+	if len(held) > 0 {
+		e.qmu.Lock()
+		e.retry.Ends = append(e.retry.Ends, held...)
+		e.qmu.Unlock()
+	}
+}
+
+// collect adds every zone's activity since the last flush to b.
+func (e *Engine) collect(b *storage.Batch) {
+	for _, z := range e.Zones() {
+		e.changes = z.tracker.Collect(e.changes[:0])
+		for _, c := range e.changes {
+			b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
 		}
-		clear(e.changes)
 	}
-	if b.Len() == 0 {
-		close(g.done)
-		return
-	}
-	results, err := e.store.Apply(ctx, &b)
+	clear(e.changes)
+}
+
+// apply writes b in one store transaction and wakes g's waiters. A failed
+// batch is kept for the next round; the first success after failures
+// starts the hold of shared-store ends.
+func (e *Engine) apply(ctx context.Context, b *storage.Batch, g *commitGen) {
+	results, err := e.store.Apply(ctx, b)
 	g.err = err
 	close(g.done)
 	if err != nil {
 		e.qmu.Lock()
-		e.retry = b
+		e.retry = *b
 		wasFailing := e.failing
 		e.failing = true
 		e.qmu.Unlock()
@@ -330,7 +357,7 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 			e.o.Observer.StoreRecovered()
 		}
 	}
-	e.applied(&b, results)
+	e.applied(b, results)
 	clear(b.Sessions) // (their user names)
 	e.sessions = b.Sessions[:0]
 }
