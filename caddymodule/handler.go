@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,10 @@ type Handler struct {
 	shared  *sharedEngine
 	zone    *engine.Zone
 	logger  *zap.Logger
-	channel string // the warning's BroadcastChannel name
+	fam          *sessioncookie.Family
+	redirectHost string // on_expired redirect's target: never redirected again
+	redirectPath string
+	channel      string // the warning's BroadcastChannel name
 	script  string // the warning script's path (under status_path)
 }
 
@@ -221,6 +225,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.OnExpired.StatusCode == 0 {
 		h.OnExpired.StatusCode = http.StatusUnauthorized
 	}
+	if h.OnExpired.Mode == "redirect" {
+		if u, err := url.Parse(h.OnExpired.URL); err == nil {
+			h.redirectHost, h.redirectPath = u.Host, u.Path
+		}
+	}
 	if h.CookieParser == "" {
 		h.CookieParser = sessioncookie.DefaultProfile(h.Cookie).String()
 	}
@@ -282,6 +291,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.shared, h.poolKey = shared, key
+	h.family()
 	z, err := shared.engine.Configure(ctx, h.zoneConfig())
 	if err != nil {
 		return fmt.Errorf("idle_session: loading sessions of zone %q: %w", h.Name, err)
@@ -483,7 +493,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// The pairs do not make one session as a browser sends it back:
 		// an attacker's spelling, or duplicates that parsers would read
 		// differently. Never forwarded as they are.
-		if err := h.reject(w, r, "cookie_"+rd.Problem.String()); err != nil || h.OnExpired.Mode != "strip" {
+		if fwd, err := h.reject(w, r, o, "cookie_"+rd.Problem.String()); !fwd {
 			return err
 		}
 	case hasSession:
@@ -515,7 +525,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if v.Status == idletrack.StatusRotated {
 				reason = "rotated"
 			}
-			if err := h.reject(w, r, reason); err != nil || h.OnExpired.Mode != "strip" {
+			if fwd, err := h.reject(w, r, o, reason); !fwd {
 				return err
 			}
 		}

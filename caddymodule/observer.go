@@ -34,7 +34,8 @@ type observer struct {
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	logout   bool // the request matches a logout matcher
+	logout   bool     // the request matches a logout matcher
+	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
 }
@@ -103,13 +104,23 @@ func (o *observer) process(code int) {
 		}
 	}
 	sc, hasCookie := sessioncookie.FromResponse(hdr, h.Cookie, unixTime(o.now))
+	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
+		// The cookies a session's responses set are its family.
+		h.family().Learn(hdr, o.req.URL.Path)
+	}
+	if len(o.clears) > 0 {
+		hdr["Set-Cookie"] = append(o.clears, hdr["Set-Cookie"]...)
+	}
 	ended := false
 	endSession := func(why string) {
 		if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.String("why", why), zap.Error(err))
 		}
 		ended = true
-		h.addClearCookies(hdr, o.req)
+		// When the upstream's answer leaves the session cookie alone
+		// (DokuWiki keeps the same ID), idlegate clears it: the next page
+		// is the application's, not a refusal.
+		h.addClearLines(hdr, o.req, hasCookie)
 	}
 	if o.active {
 		switch {
@@ -191,7 +202,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
 			}
-			h.addClearCookies(o.Header(), o.req)
+			h.addClearLines(o.Header(), o.req, true)
 			o.active = false
 		default:
 			o.rotate(id)
@@ -281,8 +292,7 @@ func (o *observer) refuseIssued() {
 		}
 		kept = append(kept, l)
 	}
-	hdr["Set-Cookie"] = append(kept, clearSession(h.Cookie))
-	h.addClearCookies(hdr, o.req)
+	hdr["Set-Cookie"] = append(kept, h.clearLines(o.req, false)...)
 	metrics.rejected.WithLabelValues(h.Name, "reissued").Inc()
 	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Name))
 }
