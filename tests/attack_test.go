@@ -1,0 +1,139 @@
+package tests
+
+// Issue 15, from outside: every attack of the issue's table, sent through the
+// built Caddy binary to the real application, with the cookie S of a session
+// that idlegate has ended (idle expiry, idle expiry and a restart, or an
+// admin revoke; the application's own session is alive in every case). Each
+// case asserts what the application answered: never alice. Afterwards the
+// plain S must still be refused, the admin API must not list alice live, and
+// the app's receiver must have exactly one session.ended for the session —
+// none from a spelling idlegate adopted.
+//
+// Subtests are TestAttack<App>/<row>/<mode>/<end>, mode one of status,
+// redirect, strip and end one of idle, restart, revoke.
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func oneLine(f func(c *atkCase, anon string) string) func(*atkCase, string) []string {
+	return func(c *atkCase, anon string) []string { return []string{f(c, anon)} }
+}
+
+func randomLower(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// PHP percent-decodes cookie values: %39 is '9'.
+var phpRows = []*atkRow{
+	{Name: "pct_first", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "PHPSESSID=" + pctAt(c.Value, 0, true)
+	})},
+	{Name: "pct_middle", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "PHPSESSID=" + pctAt(c.Value, len(c.Value)/2, false)
+	})},
+	// The session pair on a second Cookie line (php -S joins lines with ", ").
+	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
+		return []string{"theme=dark", "PHPSESSID=" + pctAt(c.Value, 0, true)}
+	}},
+}
+
+func TestAttackPHP(t *testing.T) {
+	needCaddy(t)
+	t.Parallel()
+	startAttack(t, Framework{Name: "php", Dir: "php", Cookie: "PHPSESSID"}, phpRows).run()
+}
+
+// Express: the cookie package decodes values with decodeURIComponent; S is
+// s%3A<id>.<sig> as express-session sets it.
+var expressRows = []*atkRow{
+	{Name: "pct_prefix", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "connect.sid=" + pctAt(c.Value, 0, false) // %73%3A<id>.<sig>
+	})},
+	{Name: "raw", Lines: oneLine(func(c *atkCase, _ string) string {
+		v, err := url.PathUnescape(c.Value)
+		if err != nil {
+			v = c.Value
+		}
+		return "connect.sid=" + v // s:<id>.<sig>
+	})},
+	// Node joins Cookie lines with "; ".
+	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
+		return []string{"theme=dark", "connect.sid=" + pctAt(c.Value, 0, false)}
+	}},
+}
+
+func TestAttackExpress(t *testing.T) {
+	needCaddy(t)
+	t.Parallel()
+	startAttack(t, Framework{Name: "express", Dir: "express", Cookie: "connect.sid"}, expressRows).run()
+}
+
+// Django keeps the last pair of a name, un-quotes quoted values with their
+// octal escapes, and trims names.
+var djangoRows = []*atkRow{
+	{Name: "dup_last", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "sessionid=" + randomLower(32) + "; sessionid=" + c.Value
+	})},
+	{Name: "quoted_octal", Lines: oneLine(func(c *atkCase, _ string) string {
+		return fmt.Sprintf(`sessionid="\%03o%s"`, c.Value[0], c.Value[1:])
+	})},
+	{Name: "space_eq", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "sessionid =" + c.Value
+	})},
+	// Django's server joins Cookie lines with ",": the second line's last
+	// pair is the one Django keeps.
+	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
+		return []string{"sessionid=" + randomLower(32), "theme=dark; sessionid=" + c.Value}
+	}},
+}
+
+func TestAttackDjango(t *testing.T) {
+	needCaddy(t)
+	t.Parallel()
+	startAttack(t, Framework{Name: "django", Dir: "django", Cookie: "sessionid"}, djangoRows).run()
+}
+
+// Laravel (with laravel_key): PHP turns '.', ' ' and '[' in cookie names
+// into '_', percent-decodes values, and Laravel's base64_decode skips bytes
+// outside the alphabet.
+var laravelRows = []*atkRow{
+	{Name: "b64_dot", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + c.Value[:8] + "." + c.Value[8:]
+	})},
+	{Name: "pct_first", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + pctAt(c.Value, 0, true)
+	})},
+	{Name: "name_dot", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel.session=" + c.Value })},
+	{Name: "name_space", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel session=" + c.Value })},
+	{Name: "name_bracket", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel[session=" + c.Value })},
+	// PHP keeps the first pair of a name: S, read as laravel_session; A is
+	// the live anonymous session idlegate sees.
+	{Name: "name_dot_and_anon", Anon: true, Lines: oneLine(func(c *atkCase, anon string) string {
+		return "laravel.session=" + c.Value + "; laravel_session=" + anon
+	})},
+	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
+		return []string{"theme=dark", "laravel.session=" + c.Value}
+	}},
+	// Strip must remove the remember cookie from the request and clear it
+	// in the response, or it signs alice back in.
+	{Name: "remember", Remember: true, Lines: oneLine(func(c *atkCase, _ string) string {
+		return strings.Join([]string{"laravel_session=" + c.Value, rememberCookie + "=" + c.RememberCookie}, "; ")
+	})},
+}
+
+func TestAttackLaravel(t *testing.T) {
+	needCaddy(t)
+	t.Parallel()
+	startAttack(t, Framework{Name: "laravel", Dir: "laravel", Cookie: "laravel_session", LaravelKey: true}, laravelRows).run()
+}
