@@ -121,8 +121,8 @@ func (o *observer) process(code int) {
 		}
 	}
 
-	if hasCookie && !sc.Deleted && len(sc.Value) <= maxCookieValue {
-		if id, ok := h.valueID(sc.Value); ok {
+	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
+		if id, ok := h.valueID(sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
 		}
 	} else if o.active && !ended && userSet && user != "" {
