@@ -64,6 +64,7 @@ type atkCase struct {
 	RememberCookie string   // the remember-me cookie's value (Remember rows)
 	Session        string   // the admin API's short form of the session
 	Adopted        []string // sessions of alice the admin API listed after this case's attack
+	AppReads       bool     // control: sent straight to the app while live, the spelling signs alice in
 
 	problems []string
 	notes    []string
@@ -169,6 +170,15 @@ func (s *atkStack) run() {
 	evs := s.settle()
 	t.Logf("settled (%s)", time.Since(began).Round(100*time.Millisecond))
 	s.account(evs)
+	var vacuous []string
+	for _, c := range s.Cases {
+		if !c.AppReads && !slices.Contains(vacuous, c.Row.Name) {
+			vacuous = append(vacuous, c.Row.Name)
+		}
+	}
+	if len(vacuous) > 0 {
+		t.Logf("rows the app itself does not read as the session (they pass trivially): %v", vacuous)
+	}
 	for _, c := range s.Cases {
 		t.Run(c.name(), func(t *testing.T) {
 			for _, n := range c.notes {
@@ -320,6 +330,17 @@ func (s *atkStack) login(c *atkCase) error {
 	} else if !signedIn(r) {
 		return fmt.Errorf("S right after the login is not signed in: %s", brief(r))
 	}
+	if !c.Row.Remember {
+		// Control: straight to the app, does the spelling read as S? If
+		// not, the row passes whatever idlegate does.
+		r, err := s.send(s.App.URL, c.Row.Lines(c, ""), http.MethodGet, "/api/me", XHR())
+		if err != nil {
+			return err
+		}
+		if c.AppReads = signedIn(r); !c.AppReads {
+			c.note("control: sent straight to the app, this spelling does not sign alice in, so the row proves nothing here: %s", brief(r))
+		}
+	}
 	if c.Row.Remember {
 		if c.RememberCookie = a.Cookie(rememberCookie); c.RememberCookie == "" {
 			return fmt.Errorf("login with remember=1 set no %s", rememberCookie)
@@ -333,6 +354,7 @@ func (s *atkStack) login(c *atkCase) error {
 		if !signedIn(r) {
 			return fmt.Errorf("the remember cookie alone does not sign in at the app: %s", brief(r))
 		}
+		c.AppReads = true
 	}
 	if c.End == "revoke" {
 		code, body, err := s.Caddy.admin(http.MethodDelete, "/idle-sessions/"+c.Session, nil)

@@ -14,6 +14,8 @@ package tests
 
 import (
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -67,6 +69,13 @@ var expressRows = []*atkRow{
 		}
 		return "connect.sid=" + v // s:<id>.<sig>
 	})},
+	// The cookie package trims names; browsers send back the %3A they got.
+	{Name: "space_eq", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "connect.sid =" + c.Value
+	})},
+	{Name: "pct_lower", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "connect.sid=" + strings.ReplaceAll(c.Value, "%3A", "%3a")
+	})},
 	// Node joins Cookie lines with "; ".
 	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
 		return []string{"theme=dark", "connect.sid=" + pctAt(c.Value, 0, false)}
@@ -88,8 +97,23 @@ var djangoRows = []*atkRow{
 	{Name: "quoted_octal", Lines: oneLine(func(c *atkCase, _ string) string {
 		return fmt.Sprintf(`sessionid="\%03o%s"`, c.Value[0], c.Value[1:])
 	})},
+	// http.cookies._unquote drops a backslash before any character.
+	{Name: "quoted_backslash", Lines: oneLine(func(c *atkCase, _ string) string {
+		return `sessionid="\` + c.Value + `"`
+	})},
 	{Name: "space_eq", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "sessionid =" + c.Value
+	})},
+	// Python's str.strip() (Django's parse_cookie) removes Unicode spaces
+	// too: U+00A0 and U+3000, sent as UTF-8.
+	{Name: "nbsp_name", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "sessionid\u00a0=" + c.Value
+	})},
+	{Name: "ideo_space_name", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "\u3000sessionid=" + c.Value
+	})},
+	{Name: "ideo_space_value", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "sessionid=" + c.Value + "\u3000"
 	})},
 	// Django's server joins Cookie lines with ",": the second line's last
 	// pair is the one Django keeps.
@@ -114,6 +138,31 @@ var laravelRows = []*atkRow{
 	{Name: "pct_first", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "laravel_session=" + pctAt(c.Value, 0, true)
 	})},
+	// PHP percent-decodes the value first: a newline for base64_decode to skip.
+	{Name: "b64_pct_newline", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + c.Value[:8] + "%0A" + c.Value[8:]
+	})},
+	{Name: "b64_nopad", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + strings.TrimRight(strings.ReplaceAll(c.Value, "%3D", "="), "=")
+	})},
+	// The payload's JSON re-written as PHP's json_decode still reads it.
+	{Name: "json_respaced", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			return fmt.Sprintf(`{ "mac" : %s , "value" : %s , "iv" : %s , "tag" : "" }`, m["mac"], m["value"], m["iv"])
+		})
+	})},
+	// PHP's keys are case-sensitive (Go's encoding/json matches any case).
+	{Name: "json_case_dup", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			return fmt.Sprintf(`{"iv":%s,"value":%s,"mac":%s,"IV":"AAAAAAAAAAAAAAAAAAAAAA==","MAC":"00"}`, m["iv"], m["value"], m["mac"])
+		})
+	})},
+	{Name: "json_unicode_escape", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			iv := string(m["iv"])
+			return fmt.Sprintf(`{"iv":"\u%04x%s,"value":%s,"mac":%s}`, iv[1], iv[2:], m["value"], m["mac"])
+		})
+	})},
 	{Name: "name_dot", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel.session=" + c.Value })},
 	{Name: "name_space", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel session=" + c.Value })},
 	{Name: "name_bracket", Lines: oneLine(func(c *atkCase, _ string) string { return "laravel[session=" + c.Value })},
@@ -130,6 +179,24 @@ var laravelRows = []*atkRow{
 	{Name: "remember", Remember: true, Lines: oneLine(func(c *atkCase, _ string) string {
 		return strings.Join([]string{"laravel_session=" + c.Value, rememberCookie + "=" + c.RememberCookie}, "; ")
 	})},
+}
+
+// laravelRewrite decodes a laravel_session value to its JSON payload, lets
+// f write the JSON anew, and encodes it as Laravel does.
+func laravelRewrite(value string, f func(map[string]json.RawMessage) string) string {
+	raw, err := url.QueryUnescape(value)
+	if err != nil {
+		return value
+	}
+	js, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return value
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(js, &m) != nil || m["iv"] == nil || m["value"] == nil || m["mac"] == nil {
+		return value
+	}
+	return url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(f(m))))
 }
 
 func TestAttackLaravel(t *testing.T) {
