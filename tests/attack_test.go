@@ -145,16 +145,34 @@ var laravelRows = []*atkRow{
 	{Name: "b64_nopad", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "laravel_session=" + strings.TrimRight(strings.ReplaceAll(c.Value, "%3D", "="), "=")
 	})},
+	// Non-strict base64_decode skips '=' anywhere.
+	{Name: "b64_mid_pad", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + c.Value[:8] + "%3D" + c.Value[8:]
+	})},
 	// The payload's JSON re-written as PHP's json_decode still reads it.
 	{Name: "json_respaced", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
-			return fmt.Sprintf(`{ "mac" : %s , "value" : %s , "iv" : %s , "tag" : "" }`, m["mac"], m["value"], m["iv"])
+			return fmt.Sprintf("\n\t{ \"mac\" : %s , \"value\" : %s , \"iv\" : %s , \"tag\" : \"\" }\r\n", m["mac"], m["value"], m["iv"])
 		})
 	})},
 	// PHP's keys are case-sensitive (Go's encoding/json matches any case).
 	{Name: "json_case_dup", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
 			return fmt.Sprintf(`{"iv":%s,"value":%s,"mac":%s,"IV":"AAAAAAAAAAAAAAAAAAAAAA==","MAC":"00"}`, m["iv"], m["value"], m["mac"])
+		})
+	})},
+	// The MAC covers iv.value: the iv's "==" moved to the front of value
+	// keeps it, the iv still decodes strictly to 16 bytes, and openssl's
+	// base64 skips the '='s.
+	{Name: "json_shift_pad", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			var iv, value string
+			json.Unmarshal(m["iv"], &iv)
+			json.Unmarshal(m["value"], &value)
+			pad := iv[len(strings.TrimRight(iv, "=")):]
+			ivJS, _ := json.Marshal(strings.TrimRight(iv, "="))
+			valueJS, _ := json.Marshal(pad + value)
+			return fmt.Sprintf(`{"iv":%s,"value":%s,"mac":%s,"tag":""}`, ivJS, valueJS, m["mac"])
 		})
 	})},
 	{Name: "json_unicode_escape", Lines: oneLine(func(c *atkCase, _ string) string {
