@@ -50,6 +50,9 @@ type atkRow struct {
 	Name     string
 	Remember bool // log in with remember-me; the attack carries the remember cookie
 	Anon     bool // the attack also carries a fresh anonymous session cookie A
+	// Reissue: the attack is GET /reissue?to=S, whose answer sets S again
+	// (an upstream re-issuing an ended identity); only the reissue app has it.
+	Reissue bool
 	// Lines are the attack's Cookie header lines, built from the case
 	// (its S and remember cookie) and A.
 	Lines func(c *atkCase, anon string) []string
@@ -121,7 +124,13 @@ const atkSite = `http://127.0.0.1:%d {
 // makes a case for every row, mode and way of ending.
 func startAttack(t *testing.T, fw Framework, rows []*atkRow) *atkStack {
 	t.Helper()
-	app := StartApp(t, fw)
+	return attackStack(t, StartApp(t, fw), rows)
+}
+
+// attackStack puts one Caddy with a site per mode in front of app.
+func attackStack(t *testing.T, app *App, rows []*atkRow) *atkStack {
+	t.Helper()
+	fw := app.Framework
 	s := &atkStack{
 		t: t, App: app, Cookie: fw.Cookie,
 		Sites: map[string]string{}, Zones: map[string]string{},
@@ -330,7 +339,9 @@ func (s *atkStack) login(c *atkCase) error {
 	} else if !signedIn(r) {
 		return fmt.Errorf("S right after the login is not signed in: %s", brief(r))
 	}
-	if !c.Row.Remember {
+	if c.Row.Reissue {
+		c.AppReads = true // the upstream sets S whatever the request
+	} else if !c.Row.Remember {
 		// Control: straight to the app, does the spelling read as S? If
 		// not, the row passes whatever idlegate does.
 		r, err := s.send(s.App.URL, c.Row.Lines(c, ""), http.MethodGet, "/api/me", XHR())
@@ -422,7 +433,15 @@ func (s *atkStack) attack(c *atkCase) error {
 		anon = sc.Value
 	}
 	lines := c.Row.Lines(c, anon)
+	if c.Row.Reissue {
+		if err := s.reissue(c, lines, anon); err != nil {
+			return err
+		}
+	}
 	for _, nav := range []bool{false, true} {
+		if c.Row.Reissue {
+			break
+		}
 		what, path, opt := "the attack (XHR /api/me)", "/api/me", XHR()
 		if nav {
 			what, path, opt = "the attack (navigation /)", "/", Navigation()
@@ -471,6 +490,35 @@ func (s *atkStack) attack(c *atkCase) error {
 	}
 	if len(c.Adopted) > 0 {
 		c.fail("after the attack the admin API lists alice live in %s: sessions %v", c.Zone, c.Adopted)
+	}
+	return nil
+}
+
+// reissue sends the request whose answer sets the ended S again, and
+// requires that the client does not keep S and that what it keeps does not
+// sign alice in.
+func (s *atkStack) reissue(c *atkCase, lines []string, anon string) error {
+	r, err := s.send(c.Base, lines, http.MethodGet, "/reissue?to="+url.QueryEscape(c.Value), XHR())
+	if err != nil {
+		return err
+	}
+	if r.StatusCode != http.StatusOK || r.SetCookie(s.Cookie) == nil {
+		return fmt.Errorf("GET /reissue: the upstream did not answer with a cookie: %s", brief(r))
+	}
+	kept := jarValue(r, s.Cookie, anon)
+	if kept == c.Value {
+		c.fail("the answer re-issues the ended S and the client keeps it: %s", brief(r))
+	}
+	if kept == "" {
+		c.note("the client keeps no %s after the re-issue", s.Cookie)
+		return nil
+	}
+	next, err := s.send(c.Base, []string{s.Cookie + "=" + kept}, http.MethodGet, "/api/me", XHR())
+	if err != nil {
+		return err
+	}
+	if signedIn(next) {
+		c.fail("after the re-issue, the cookie the client keeps signs in as alice: %s", brief(next))
 	}
 	return nil
 }
