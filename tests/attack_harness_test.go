@@ -14,6 +14,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,7 +28,7 @@ import (
 )
 
 const (
-	atkIdle = 4 * time.Second // idle of every attack zone
+	atkIdle = 5 * time.Second // idle of every attack zone; a login and its admin listing fit well inside
 	atkUser = "42"            // alice
 )
 
@@ -97,6 +98,9 @@ type atkStack struct {
 	// adopted is per zone: sessions of alice already blamed on a case.
 	// Each zone's cases run in one goroutine, so each map has one writer.
 	adopted map[string]map[string]bool
+	// discarded is per zone: when each login that was too slow ran.
+	mu        sync.Mutex
+	discarded map[string][][2]time.Time
 }
 
 const atkSite = `http://127.0.0.1:%d {
@@ -134,8 +138,9 @@ func attackStack(t *testing.T, app *App, rows []*atkRow) *atkStack {
 	s := &atkStack{
 		t: t, App: app, Cookie: fw.Cookie,
 		Sites: map[string]string{}, Zones: map[string]string{},
-		hc:      NewClient(app.URL).HC,
-		adopted: map[string]map[string]bool{},
+		hc:        NewClient(app.URL).HC,
+		adopted:   map[string]map[string]bool{},
+		discarded: map[string][][2]time.Time{},
 	}
 	laravel := ""
 	if fw.LaravelKey {
@@ -151,6 +156,13 @@ func attackStack(t *testing.T, app *App, rows []*atkRow) *atkStack {
 		s.adopted[zone] = map[string]bool{}
 		onExpired := map[string]string{"status": "status 401", "redirect": "redirect /login", "strip": "strip"}[mode]
 		fmt.Fprintf(&cf, atkSite, port, fw.Cookie, laravel, zone, atkIdle, onExpired, app.Addr, TestSecret, app.Addr)
+	}
+	// A first login straight to the app warms it up (Django imports its
+	// password hasher then), so the first logins through Caddy are not the
+	// slowest.
+	if resp, err := s.hc.PostForm(app.URL+"/login", url.Values{"username": {"alice"}, "password": {"alice-pw"}}); err == nil {
+		resp.Body.Close()
+		t.Logf("warm-up login straight to the app: %d", resp.StatusCode)
 	}
 	s.Caddy = StartCaddy(t, cf.String())
 	for _, row := range rows {
@@ -294,6 +306,30 @@ func (s *atkStack) events() ([]AppEvent, error) {
 // session's short form from the admin API, checks that S signs in (so the
 // attack proves something) and, for revoke cases, revokes the session.
 func (s *atkStack) login(c *atkCase) error {
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
+		err := s.loginOnce(c)
+		if !errors.Is(err, errTooSlow) {
+			return err
+		}
+		// The session ended (idle) before the harness could learn or use
+		// it: a machine so loaded that a login took longer than the idle
+		// timeout. Its end event is expected; log in again.
+		s.mu.Lock()
+		s.discarded[c.Zone] = append(s.discarded[c.Zone], [2]time.Time{began, time.Now()})
+		s.mu.Unlock()
+		c.note("login attempt %d: %v; logged in again", attempt, err)
+		if attempt == 3 {
+			return err
+		}
+	}
+}
+
+// errTooSlow marks a login whose session ended by idle expiry before the
+// harness was done with it.
+var errTooSlow = errors.New("the session idled out during the login")
+
+func (s *atkStack) loginOnce(c *atkCase) error {
 	a := NewAgent(c.Base)
 	r, err := a.Send(http.MethodGet, "/login", nil, Navigation())
 	if err != nil {
@@ -327,6 +363,9 @@ func (s *atkStack) login(c *atkCase) error {
 			fresh = append(fresh, id)
 		}
 	}
+	if len(fresh) == 0 {
+		return fmt.Errorf("%w: no new live session of alice in %s after the login", errTooSlow, c.Zone)
+	}
 	if len(fresh) != 1 {
 		return fmt.Errorf("after the login the admin API lists %d new sessions of alice in %s (before %v, after %v)", len(fresh), c.Zone, before, after)
 	}
@@ -336,6 +375,8 @@ func (s *atkStack) login(c *atkCase) error {
 	}
 	if r, err = s.send(c.Base, []string{s.Cookie + "=" + c.Value}, http.MethodGet, "/api/me", XHR()); err != nil {
 		return err
+	} else if Refused(r, s.Cookie) || (c.Mode == "strip" && appAnonymous(r, false)) {
+		return fmt.Errorf("%w: S right after the login: %s", errTooSlow, brief(r))
 	} else if !signedIn(r) {
 		return fmt.Errorf("S right after the login is not signed in: %s", brief(r))
 	}
@@ -371,6 +412,9 @@ func (s *atkStack) login(c *atkCase) error {
 		code, body, err := s.Caddy.admin(http.MethodDelete, "/idle-sessions/"+c.Session, nil)
 		if err != nil {
 			return err
+		}
+		if code == http.StatusOK && strings.Contains(string(body), `"revoked":0`) {
+			return fmt.Errorf("%w: nothing to revoke", errTooSlow)
 		}
 		if code != http.StatusOK || !strings.Contains(string(body), `"revoked":1`) {
 			return fmt.Errorf("DELETE /idle-sessions/%s: %d %s", c.Session, code, body)
@@ -700,9 +744,24 @@ func (s *atkStack) account(evs []AppEvent) {
 	}
 	for _, e := range evs {
 		if e.Type == "session.ended" && e.Data.User == atkUser && !known[e.Data.Zone+"/"+e.Data.Session] {
+			if s.wasDiscarded(e) {
+				s.t.Logf("session.ended of a login that was too slow: %+v", e.Data)
+				continue
+			}
 			s.t.Errorf("a session.ended for alice that no case explains (an adopted spelling the admin API never listed?): %+v", e)
 		}
 	}
+}
+
+// wasDiscarded reports whether e ends a session that started during a
+// login that was too slow.
+func (s *atkStack) wasDiscarded(e AppEvent) bool {
+	for _, w := range s.discarded[e.Data.Zone] {
+		if !e.Data.StartedAt.Before(w[0].Add(-time.Second)) && !e.Data.StartedAt.After(w[1].Add(time.Second)) {
+			return true
+		}
+	}
+	return false
 }
 
 // pctAt percent-encodes the byte of v at i (upper-case hex when upper).
