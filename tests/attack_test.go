@@ -175,6 +175,18 @@ var laravelRows = []*atkRow{
 			return fmt.Sprintf(`{"iv":%s,"value":%s,"mac":%s,"tag":""}`, ivJS, valueJS, m["mac"])
 		})
 	})},
+	// json_decode keeps the last of a duplicate key.
+	{Name: "json_dup_key", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			return fmt.Sprintf(`{"iv":"AAAAAAAAAAAAAAAAAAAAAA==","value":"AA==","mac":"00","iv":%s,"value":%s,"mac":%s}`, m["iv"], m["value"], m["mac"])
+		})
+	})},
+	// Laravel takes an empty() tag as none: 0, false, "0", [].
+	{Name: "json_tag_zero", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
+			return fmt.Sprintf(`{"iv":%s,"value":%s,"mac":%s,"tag":0}`, m["iv"], m["value"], m["mac"])
+		})
+	})},
 	{Name: "json_unicode_escape", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "laravel_session=" + laravelRewrite(c.Value, func(m map[string]json.RawMessage) string {
 			iv := string(m["iv"])
