@@ -283,22 +283,33 @@ func phpName(key, name string) bool {
 	return true
 }
 
-// trimPy is Python's str.strip() on header bytes, which WSGI servers decode
-// as Latin-1: Django strips names and values so.
+// trimPy is Python's str.strip() as Django applies it to cookie names and
+// values: Django re-decodes the WSGI header (Latin-1) as UTF-8, replacing
+// invalid bytes (get_str_from_wsgi), so the spaces stripped are Unicode's,
+// written in UTF-8 (NBSP is C2 A0; a lone A0 byte is no space).
 func trimPy(s string) string {
-	for s != "" && isPyspace(s[0]) {
-		s = s[1:]
+	for s != "" {
+		r, n := utf8.DecodeRuneInString(s)
+		if !isPyspace(r) {
+			break
+		}
+		s = s[n:]
 	}
-	for s != "" && isPyspace(s[len(s)-1]) {
-		s = s[:len(s)-1]
+	for s != "" {
+		r, n := utf8.DecodeLastRuneInString(s)
+		if !isPyspace(r) {
+			break
+		}
+		s = s[:len(s)-n]
 	}
 	return s
 }
 
-// isPyspace is Python's str.isspace on a Latin-1 byte.
-func isPyspace(r byte) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0:
+// isPyspace is Python 3's str.isspace for one character.
+func isPyspace(r rune) bool {
+	switch {
+	case r == ' ', '\t' <= r && r <= '\r', 0x1c <= r && r <= 0x1f, r == 0x85, r == 0xa0,
+		r == 0x1680, 0x2000 <= r && r <= 0x200a, r == 0x2028, r == 0x2029, r == 0x202f, r == 0x205f, r == 0x3000:
 		return true
 	}
 	return false
