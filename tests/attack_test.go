@@ -97,9 +97,14 @@ var djangoRows = []*atkRow{
 	{Name: "quoted_octal", Lines: oneLine(func(c *atkCase, _ string) string {
 		return fmt.Sprintf(`sessionid="\%03o%s"`, c.Value[0], c.Value[1:])
 	})},
-	// http.cookies._unquote drops a backslash before any character.
+	// http.cookies._unquote drops a backslash before any character (before
+	// a letter, so that it never reads as an octal escape).
 	{Name: "quoted_backslash", Lines: oneLine(func(c *atkCase, _ string) string {
-		return `sessionid="\` + c.Value + `"`
+		i := strings.IndexAny(c.Value, "abcdefghijklmnopqrstuvwxyz")
+		if i < 0 {
+			i = 0
+		}
+		return `sessionid="` + c.Value[:i] + `\` + c.Value[i:] + `"`
 	})},
 	{Name: "space_eq", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "sessionid =" + c.Value
