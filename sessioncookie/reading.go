@@ -228,13 +228,16 @@ func match(chunk, name string, p Profile) matchKind {
 	case ProfilePHP:
 		read = phpName(key, name)
 	case ProfileDjango:
-		read = hasEq && trimPy(key) == name
+		// http.client strips the whole header line of Latin-1 spaces (\x85,
+		// \xa0 among them) before Django strips each name of Unicode ones;
+		// both are applied to every name, which only ever reads more pairs.
+		read = hasEq && (trimPy(key) == name || trimPy(trimLatin1Py(key)) == name)
 	case ProfileExpress:
 		read = hasEq && strings.Trim(key, " \t") == name
 	case ProfileRails:
 		read = strings.TrimLeft(key, " ") == name
 	case ProfileGo:
-		read = hasEq && trimHTTP(key) == name && goValue(chunk)
+		read = trimHTTP(key) == name && goValue(chunk) // "sid" alone is sid=""
 	}
 	if !read {
 		return noMatch
@@ -305,6 +308,18 @@ func trimPy(s string) string {
 	return s
 }
 
+// trimLatin1Py is Python's str.strip() on header bytes decoded as Latin-1,
+// as http.client strips a header line.
+func trimLatin1Py(s string) string {
+	for s != "" && isPyspace(rune(s[0])) {
+		s = s[1:]
+	}
+	for s != "" && isPyspace(rune(s[len(s)-1])) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // isPyspace is Python 3's str.isspace for one character.
 func isPyspace(r rune) bool {
 	switch {
@@ -351,7 +366,7 @@ func canonical(raw string, p Profile) bool {
 				i += 2
 				continue
 			}
-			if !literal(c, p) {
+			if !literal(c, p) && !(c == '+' && p == ProfileRails) { // Ruby writes a space as '+'
 				return false
 			}
 		case ProfileDjango:
@@ -372,7 +387,7 @@ func canonical(raw string, p Profile) bool {
 // literal reports whether the encoder of profile p writes byte b as it is:
 // PHP's rawurlencode and urlencode ([A-Za-z0-9_.~-]), JavaScript's
 // encodeURIComponent ([A-Za-z0-9_.!~*'()-]) and Ruby's form encoding
-// ([A-Za-z0-9*_.-], and '+' for a space).
+// ([A-Za-z0-9*_.-]; it writes a space as '+' and '+' as %2B).
 func literal(b byte, p Profile) bool {
 	if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' {
 		return true
@@ -383,7 +398,7 @@ func literal(b byte, p Profile) bool {
 	case ProfileExpress:
 		return strings.IndexByte("_.!~*'()-", b) >= 0
 	case ProfileRails:
-		return strings.IndexByte("*_.-+", b) >= 0
+		return strings.IndexByte("*_.-", b) >= 0
 	}
 	return false
 }
