@@ -76,6 +76,13 @@ var expressRows = []*atkRow{
 	{Name: "pct_lower", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "connect.sid=" + strings.ReplaceAll(c.Value, "%3A", "%3a")
 	})},
+	// The cookie package un-quotes, then decodes; it trims tabs as well.
+	{Name: "quoted", Lines: oneLine(func(c *atkCase, _ string) string {
+		return `connect.sid="` + pctAt(c.Value, 0, false) + `"`
+	})},
+	{Name: "tab_eq", Lines: oneLine(func(c *atkCase, _ string) string {
+		return "connect.sid\t=\t" + c.Value
+	})},
 	// Node joins Cookie lines with "; ".
 	{Name: "two_lines", Lines: func(c *atkCase, _ string) []string {
 		return []string{"theme=dark", "connect.sid=" + pctAt(c.Value, 0, false)}
@@ -108,6 +115,10 @@ var djangoRows = []*atkRow{
 	})},
 	{Name: "space_eq", Lines: oneLine(func(c *atkCase, _ string) string {
 		return "sessionid =" + c.Value
+	})},
+	// RFC 2109 attributes are ordinary cookies to Django.
+	{Name: "version_attrs", Lines: oneLine(func(c *atkCase, _ string) string {
+		return `$Version="1"; sessionid=` + c.Value + `; $Path="/"`
 	})},
 	// Python's str.strip() (Django's parse_cookie) removes Unicode spaces
 	// too: U+00A0 and U+3000, sent as UTF-8.
