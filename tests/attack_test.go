@@ -10,7 +10,16 @@ package tests
 // none from a spelling idlegate adopted.
 //
 // Subtests are TestAttack<App>/<row>/<mode>/<end>, mode one of status,
-// redirect, strip and end one of idle, restart, revoke.
+// redirect, strip and end one of idle, restart, revoke. Each row also sends
+// its spelling straight to the app while the session is live; a row the app
+// itself does not read is logged as proving nothing there (php -S joins two
+// Cookie lines with ", ", so two_lines is such a row for PHP and Laravel).
+//
+// The harness is attack_harness_test.go; attack_reissue_test.go has an
+// upstream that re-issues an ended cookie, attack_forward_test.go checks the
+// Cookie lines the upstream receives. Run:
+//
+//	nice -n 10 go test ./tests/ -run 'TestAttack' -count=1 -v
 
 import (
 	"crypto/rand"
