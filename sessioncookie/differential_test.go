@@ -1,0 +1,316 @@
+//go:build cookiereading
+
+package sessioncookie
+
+// (The build tag goes when Read, Forward and Strip land on main.)
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The differential test: Read, Forward and Strip against the frameworks'
+// real cookie parsers (oracles_test.go), over the whole corpus
+// (cookiecorpus_test.go). The property, for every entry E and every
+// framework F with its session cookie name N and profile p:
+//
+//   - r := Read(E, N, p);
+//   - r.Problem != ProblemNone: the request is refused, and in strip mode
+//     forwarded as Strip(E, N, p, nil), from which F reads no session;
+//   - otherwise E after r.Forward is what F gets, and F reads exactly
+//     r.Value (no session when r.Value == "");
+//   - in any case (strip mode ends a session that Read read without a
+//     problem, too) F reads no session from Strip(E, N, p, nil), nor any
+//     clear_cookies match from Strip(E, N, p, also).
+//
+// ProfileSafe is checked against every parser. DIFF_REPORT=<file> writes
+// every failure there as JSON lines.
+
+// A diffCheck is one framework's reading of one cookie name.
+type diffCheck struct {
+	oracle  string
+	name    string
+	profile Profile
+}
+
+func (c diffCheck) String() string {
+	return fmt.Sprintf("%s/%s/%s", c.oracle, c.name, profileName(c.profile))
+}
+
+func profileName(p Profile) string {
+	return [...]string{"safe", "php", "django", "express", "rails", "go"}[p]
+}
+
+// sessionNames are the frameworks' session cookie names, with the profile
+// each framework's app uses.
+var sessionNames = []struct {
+	oracle, name string
+	profile      Profile
+}{
+	{"php", "PHPSESSID", ProfilePHP},
+	{"php", "laravel_session", ProfilePHP},
+	{"django", "sessionid", ProfileDjango},
+	{"express", "connect.sid", ProfileExpress},
+	{"rack", "_app_session", ProfileRails},
+	{"go", "sid", ProfileGo},
+}
+
+// diffChecks are the framework checks, then ProfileSafe with every name
+// against every parser (but PHP with a name it cannot read: PHP renames a
+// cookie called connect.sid to connect_sid).
+func diffChecks() []diffCheck {
+	var cs []diffCheck
+	for _, s := range sessionNames {
+		cs = append(cs, diffCheck{s.oracle, s.name, s.profile})
+	}
+	for _, s := range sessionNames {
+		for _, o := range oracles {
+			if o.name == "php" && strings.ContainsAny(s.name, ". [") {
+				continue
+			}
+			cs = append(cs, diffCheck{o.name, s.name, ProfileSafe})
+		}
+	}
+	return cs
+}
+
+// clearCookie is the clear_cookies pattern of issue 15's last table row.
+func clearCookie(name string) bool { return strings.HasPrefix(name, "remember_web_") }
+
+// idlegate's view of one entry for one (name, profile).
+type diffReading struct {
+	r                      Reading
+	forwarded, stripped    []string // Cookie lines
+	strippedAlso           []string
+	forwardLines, fwdPairs int // of the forwarded header, for the invariants
+}
+
+func readEntry(lines []string, name string, p Profile) diffReading {
+	h := func() http.Header {
+		h := http.Header{}
+		if len(lines) > 0 {
+			h["Cookie"] = slices.Clone(lines)
+		}
+		return h
+	}
+	var d diffReading
+	d.r = Read(h(), name, p)
+	if d.r.Problem == ProblemNone {
+		f := h()
+		d.r.Forward(f, name, p)
+		d.forwarded = f["Cookie"]
+	}
+	s := h()
+	Strip(s, name, p, nil)
+	d.stripped = s["Cookie"]
+	s = h()
+	Strip(s, name, p, clearCookie)
+	d.strippedAlso = s["Cookie"]
+	return d
+}
+
+// A diffFailure is one entry that breaks the property for one check.
+type diffFailure struct {
+	Kind    string   `json:"kind"`
+	Check   string   `json:"check"`
+	ID      string   `json:"id"`
+	Header  []bstr   `json:"header"`
+	AppRaw  string   `json:"app_reads_raw"`
+	Read    string   `json:"read"`
+	Sent    []bstr   `json:"sent,omitempty"`
+	AppSent string   `json:"app_reads_sent,omitempty"`
+	Extra   []string `json:"extra,omitempty"`
+}
+
+func describeReading(r Reading) string {
+	return fmt.Sprintf("Value=%q Pairs=%d Problem=%d", r.Value, r.Pairs, r.Problem)
+}
+
+func TestDifferentialCookieReading(t *testing.T) {
+	requireOracles(t)
+	entries := loadCorpus(t)
+	checks := diffChecks()
+
+	// idlegate's side, then every header each parser must read, at once.
+	readings := make([][]diffReading, len(entries))
+	batches := map[string][][]string{}
+	for i, e := range entries {
+		lines := e.header()
+		for _, o := range oracles {
+			batches[o.name] = append(batches[o.name], lines)
+		}
+		readings[i] = make([]diffReading, len(checks))
+		for j, c := range checks {
+			d := readEntry(lines, c.name, c.profile)
+			readings[i][j] = d
+			batches[c.oracle] = append(batches[c.oracle], d.stripped, d.strippedAlso)
+			if d.r.Problem == ProblemNone {
+				batches[c.oracle] = append(batches[c.oracle], d.forwarded)
+			}
+		}
+	}
+	res := askAll(t, batches)
+	app := func(o string, lines []string) parsed { return res[o][headerKey(lines)] }
+	show := func(o, name string, lines []string) string {
+		p := app(o, lines)
+		if v, ok := p.session(o, name); ok {
+			return fmt.Sprintf("session %q", v)
+		}
+		if p.Err != "" {
+			return "error " + p.Err
+		}
+		for _, kv := range p.Pairs {
+			if kv.Name == name {
+				return "no session (" + parsed{Pairs: []parsedPair{kv}}.String() + ")"
+			}
+		}
+		return "no session"
+	}
+
+	type tally struct{ entries, refused, withSession, without, rawSession int }
+	tallies := map[string]*tally{}
+	var failures []diffFailure
+	for i, e := range entries {
+		lines := e.header()
+		for j, c := range checks {
+			d := readings[i][j]
+			tl := tallies[c.String()]
+			if tl == nil {
+				tl = &tally{}
+				tallies[c.String()] = tl
+			}
+			tl.entries++
+			if _, ok := app(c.oracle, lines).session(c.oracle, c.name); ok {
+				tl.rawSession++
+			}
+			fail := func(kind string, sent []string, extra ...string) {
+				f := diffFailure{Kind: kind, Check: c.String(), ID: e.ID, Header: e.Lines,
+					AppRaw: show(c.oracle, c.name, lines), Read: describeReading(d.r), Extra: extra}
+				if !strings.HasPrefix(kind, "browser") {
+					f.Sent = toBstrs(sent)
+					f.AppSent = show(c.oracle, c.name, sent)
+				}
+				failures = append(failures, f)
+			}
+			switch {
+			case d.r.Problem != ProblemNone:
+				tl.refused++
+			case d.r.Value != "":
+				tl.withSession++
+			default:
+				tl.without++
+			}
+			if d.r.Problem == ProblemNone {
+				got, ok := app(c.oracle, d.forwarded).session(c.oracle, c.name)
+				if got != d.r.Value || ok != (d.r.Value != "") {
+					fail("forward: the app reads another session than Read", d.forwarded)
+				}
+				if d.r.Value != "" {
+					if len(d.forwarded) != 1 {
+						fail("forward: not one Cookie line", d.forwarded)
+					} else if again := Read(http.Header{"Cookie": d.forwarded}, c.name, c.profile); again.Value != d.r.Value || again.Problem != ProblemNone || again.Pairs != 1 {
+						fail("forward: Read of the forwarded header differs", d.forwarded, describeReading(again))
+					}
+				}
+			}
+			if _, ok := app(c.oracle, d.stripped).session(c.oracle, c.name); ok {
+				fail("strip: the app still reads a session", d.stripped)
+			}
+			if again := Read(http.Header{"Cookie": d.stripped}, c.name, c.profile); again.Pairs != 0 {
+				fail("strip: Read still finds session pairs", d.stripped, describeReading(again))
+			}
+			if len(d.stripped) > 1 {
+				fail("strip: more than one Cookie line", d.stripped)
+			}
+			for _, n := range app(c.oracle, d.strippedAlso).names() {
+				if clearCookie(n) {
+					fail("strip(clear_cookies): the app still reads "+n, d.strippedAlso)
+					break
+				}
+			}
+			// Not the security property, but what makes it worth having: a
+			// browser's own header is forwarded with its session.
+			if strings.Contains(e.ID, "/browser/") && strings.HasPrefix(e.ID, "gen/"+targetKeyOf(c.name)+"/") &&
+				(d.r.Problem != ProblemNone || d.r.Value == "") {
+				fail("browser: a header as the browser sends it is refused or read without its session", nil)
+			}
+		}
+	}
+
+	t.Logf("%d corpus entries; per check: entries, refused, forwarded with a session, forwarded without; raw = the app reads a session from the header as sent", len(entries))
+	for _, c := range checks {
+		tl := tallies[c.String()]
+		t.Logf("  %-36s %5d  refused %5d  with session %5d  without %5d   (raw %5d)",
+			c, tl.entries, tl.refused, tl.withSession, tl.without, tl.rawSession)
+	}
+	if path := os.Getenv("DIFF_REPORT"); path != "" {
+		var b []byte
+		for _, f := range failures {
+			j, _ := json.Marshal(f)
+			b = append(append(b, j...), '\n')
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	reportFailures(t, failures)
+}
+
+func targetKeyOf(name string) string {
+	return map[string]string{"PHPSESSID": "php", "laravel_session": "laravel", "sessionid": "django",
+		"connect.sid": "express", "_app_session": "rails", "sid": "go"}[name]
+}
+
+// reportFailures prints one failure per (kind, check, entry class) with
+// the number of entries like it: one bug shows once, not hundreds of times.
+func reportFailures(t *testing.T, failures []diffFailure) {
+	t.Helper()
+	type group struct {
+		first diffFailure
+		n     int
+	}
+	groups := map[string]*group{}
+	for _, f := range failures {
+		k := f.Kind + "\x00" + f.Check + "\x00" + corpusEntry{ID: f.ID}.class()
+		if g := groups[k]; g != nil {
+			g.n++
+		} else {
+			groups[k] = &group{f, 1}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[k]
+		f := g.first
+		msg := fmt.Sprintf("%s\n\tcheck %s, class %s: %d entries, e.g. %s\n\theader %s\n\tapp reads %s\n\tRead: %s",
+			f.Kind, f.Check, corpusEntry{ID: f.ID}.class(), g.n, f.ID, quoteLines(f.Header), f.AppRaw, f.Read)
+		if f.AppSent != "" {
+			msg += fmt.Sprintf("\n\tsent %s\n\tapp reads %s", quoteLines(f.Sent), f.AppSent)
+		}
+		for _, x := range f.Extra {
+			msg += "\n\t" + x
+		}
+		t.Error(msg)
+	}
+	if len(failures) > 0 {
+		t.Logf("%d failures in %d classes (DIFF_REPORT=<file> writes them all)", len(failures), len(groups))
+	}
+}
+
+func quoteLines(lines []bstr) string {
+	const max = 300
+	var parts []string
+	for _, l := range lines {
+		s := fmt.Sprintf("%q", string(l))
+		if len(s) > max {
+			s = s[:max] + fmt.Sprintf("…(%d bytes)", len(l))
+		}
+		parts = append(parts, s)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}

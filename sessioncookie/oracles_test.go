@@ -1,0 +1,487 @@
+package sessioncookie
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idlegate/idlegate/internal/testnet"
+)
+
+// The oracles are the frameworks' own cookie parsers, run as they run in
+// the test apps (testdata/oracles/README.md). Each external one is one
+// process for a whole batch of headers.
+
+var updateCookieCorpus = flag.Bool("update-cookie-corpus", false,
+	"rewrite "+corpusFile+" from the generator and "+recordedFile+" from the real parsers")
+
+// An oracle is one framework's real cookie parser.
+type oracle struct {
+	name string // php, django, express, rack, go
+	// argv runs the external parser; nil for Go's, which runs in-process.
+	argv []string
+	// missing says why the parser cannot run here ("" = it can).
+	missing func() string
+}
+
+const oracleDir = "testdata/oracles"
+
+var oracles = []oracle{
+	{name: "php", argv: []string{"php", oracleDir + "/php_cookies.php"}, missing: func() string {
+		return needCommand("php", "Debian php-cli php-mbstring (tests/apps/setup.sh)")
+	}},
+	{name: "django", argv: []string{"/usr/bin/python3", oracleDir + "/django_cookies.py"}, missing: func() string {
+		return needFile("/usr/lib/python3/dist-packages/django/__init__.py", "Debian python3-django (tests/apps/setup.sh)")
+	}},
+	{name: "express", argv: []string{"node", oracleDir + "/express_cookies.js"}, missing: func() string {
+		if m := needCommand("node", "Debian nodejs (tests/apps/setup.sh)"); m != "" {
+			return m
+		}
+		return needFile("../tests/apps/express/node_modules/cookie/index.js", "the Express app's npm packages (tests/apps/setup.sh runs npm ci)")
+	}},
+	{name: "rack", argv: []string{"ruby", oracleDir + "/rack_cookies.rb"}, missing: func() string {
+		if m := needCommand("ruby", "Debian ruby-rack (.ci/run)"); m != "" {
+			return m
+		}
+		if err := exec.Command("ruby", "-e", "require 'rack'").Run(); err != nil {
+			return "ruby cannot load rack: install Debian ruby-rack (.ci/run)"
+		}
+		return ""
+	}},
+	{name: "go", missing: func() string { return "" }},
+}
+
+func needCommand(cmd, pkg string) string {
+	if _, err := exec.LookPath(cmd); err != nil {
+		return cmd + " not found: install " + pkg
+	}
+	return ""
+}
+
+func needFile(path, pkg string) string {
+	if _, err := os.Stat(path); err != nil {
+		return path + " not found: install " + pkg
+	}
+	return ""
+}
+
+// requireOracles skips the test when a parser cannot run here, or fails
+// it when the environment variable CI is set: CI installs them all.
+func requireOracles(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, o := range oracles {
+		if m := o.missing(); m != "" {
+			missing = append(missing, o.name+": "+m)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "real cookie parsers missing:\n\t" + strings.Join(missing, "\n\t")
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// parsed is what one framework hands the app for one request: its cookie
+// map as ordered pairs, or the error that refused the request.
+type parsed struct {
+	Err   string
+	Pairs []parsedPair
+}
+
+type parsedPair struct {
+	Name  string
+	Value parsedValue
+}
+
+// parsedValue is a cookie's value in the framework: a string, null (Rack's
+// value of a pair without '='), or something else (a PHP array).
+type parsedValue struct {
+	Kind  string // "string", "null", "other"
+	S     string // the string's bytes
+	Other string // the JSON of the other value, normalized
+}
+
+func (p *parsed) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '{' {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(data, &e); err != nil {
+			return err
+		}
+		if e.Error == "" {
+			return fmt.Errorf("oracle answered %s", data)
+		}
+		*p = parsed{Err: e.Error}
+		return nil
+	}
+	var pairs [][2]json.RawMessage
+	if err := json.Unmarshal(data, &pairs); err != nil {
+		return err
+	}
+	*p = parsed{Pairs: make([]parsedPair, 0, len(pairs))}
+	for _, kv := range pairs {
+		var name bstr
+		if err := json.Unmarshal(kv[0], &name); err != nil {
+			return fmt.Errorf("cookie name %s: %w", kv[0], err)
+		}
+		var v parsedValue
+		switch raw := bytes.TrimSpace(kv[1]); {
+		case len(raw) > 0 && raw[0] == '"':
+			var s bstr
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return err
+			}
+			v = parsedValue{Kind: "string", S: string(s)}
+		case string(raw) == "null":
+			v = parsedValue{Kind: "null"}
+		default:
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, raw); err != nil {
+				return err
+			}
+			v = parsedValue{Kind: "other", Other: buf.String()}
+		}
+		p.Pairs = append(p.Pairs, parsedPair{string(name), v})
+	}
+	return nil
+}
+
+func (p parsed) MarshalJSON() ([]byte, error) {
+	if p.Err != "" {
+		return json.Marshal(map[string]string{"error": p.Err})
+	}
+	b := []byte{'['}
+	for i, kv := range p.Pairs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendBstr(b, kv.Name)
+		b = append(b, ',')
+		switch kv.Value.Kind {
+		case "string":
+			b = appendBstr(b, kv.Value.S)
+		case "null":
+			b = append(b, "null"...)
+		default:
+			b = append(b, kv.Value.Other...)
+		}
+		b = append(b, ']')
+	}
+	return append(b, ']'), nil
+}
+
+func (p parsed) String() string {
+	b, _ := p.MarshalJSON()
+	return string(b)
+}
+
+// session is the value the framework's app reads for the cookie name, and
+// whether it reads one: the framework's own lookup in its map (first pair
+// of that name for Go, the map entry for the others). An empty string, a
+// null or an array is no session.
+func (p parsed) session(o, name string) (string, bool) {
+	for _, kv := range p.Pairs {
+		if kv.Name == name {
+			if kv.Value.Kind == "string" && kv.Value.S != "" {
+				return kv.Value.S, true
+			}
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// names returns the cookie names the app sees, for the clear_cookies check.
+func (p parsed) names() []string {
+	out := make([]string, len(p.Pairs))
+	for i, kv := range p.Pairs {
+		out[i] = kv.Name
+	}
+	return out
+}
+
+// goCookies is Go's oracle: net/http's own reading of the request's
+// Cookie lines, as (*http.Request).Cookie(name) does it.
+func goCookies(lines []string) parsed {
+	r := &http.Request{Header: http.Header{}}
+	if len(lines) > 0 {
+		r.Header["Cookie"] = lines
+	}
+	p := parsed{Pairs: []parsedPair{}}
+	for _, c := range r.Cookies() {
+		p.Pairs = append(p.Pairs, parsedPair{c.Name, parsedValue{Kind: "string", S: c.Value}})
+	}
+	return p
+}
+
+// askOracle parses every header (a list of Cookie lines) with the oracle:
+// one process for the whole batch, writing while it reads.
+func askOracle(ctx context.Context, t testing.TB, o oracle, headers [][]string) ([]parsed, error) {
+	if o.argv == nil {
+		out := make([]parsed, len(headers))
+		for i, h := range headers {
+			out[i] = goCookies(h)
+		}
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, o.argv[0], o.argv[1:]...)
+	cmd.Env = append(os.Environ(), "PHP_COOKIES_PORT="+strconv.Itoa(testnet.FreePort(t)))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.name, err)
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriter(stdin)
+		var err error
+		for _, h := range headers {
+			b, _ := json.Marshal(toBstrs(h))
+			w.Write(b)
+			if err = w.WriteByte('\n'); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		stdin.Close()
+		writeErr <- err
+	}()
+	out := make([]parsed, 0, len(headers))
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() && len(out) < len(headers) {
+		var p parsed
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("%s: answer %d: %v: %.300s", o.name, len(out)+1, err, sc.Bytes())
+		}
+		out = append(out, p)
+	}
+	scanErr := sc.Err()
+	io.Copy(io.Discard, stdout)
+	werr := <-writeErr
+	waitErr := cmd.Wait()
+	if len(out) != len(headers) || scanErr != nil || waitErr != nil {
+		return nil, fmt.Errorf("%s: %d answers to %d headers (read: %v, write: %v, exit: %v); stderr:\n%s",
+			o.name, len(out), len(headers), scanErr, werr, waitErr, lastLines(stderr.String(), 20))
+	}
+	return out, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// askAll asks every oracle, concurrently, about its own batch of headers
+// (deduplicated: the differential test sends many equal headers).
+func askAll(t testing.TB, batches map[string][][]string) map[string]map[string]parsed {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+		res  = map[string]map[string]parsed{}
+	)
+	for _, o := range oracles {
+		uniq := map[string][]string{}
+		for _, h := range batches[o.name] {
+			uniq[headerKey(h)] = h
+		}
+		keys := make([]string, 0, len(uniq))
+		for k := range uniq {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		headers := make([][]string, len(keys))
+		for i, k := range keys {
+			headers[i] = uniq[k]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := askOracle(context.Background(), t, o, headers)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			m := make(map[string]parsed, len(keys))
+			for i, k := range keys {
+				m[k] = out[i]
+			}
+			res[o.name] = m
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// headerKey identifies a list of Cookie lines.
+func headerKey(lines []string) string {
+	return strconv.Itoa(len(lines)) + "\x00" + strings.Join(lines, "\x00")
+}
+
+// recorded is one line of the recorded file: what each real parser read
+// from one corpus entry, less the filler cookies (fillerCookies).
+type recorded struct {
+	ID      string `json:"id"`
+	PHP     parsed `json:"php"`
+	Django  parsed `json:"django"`
+	Express parsed `json:"express"`
+	Rack    parsed `json:"rack"`
+	Go      parsed `json:"go"`
+}
+
+func (r recorded) of(o string) parsed {
+	switch o {
+	case "php":
+		return r.PHP
+	case "django":
+		return r.Django
+	case "express":
+		return r.Express
+	case "rack":
+		return r.Rack
+	}
+	return r.Go
+}
+
+func recordCorpus(t testing.TB, entries []corpusEntry) []recorded {
+	headers := make([][]string, len(entries))
+	for i, e := range entries {
+		headers[i] = e.header()
+	}
+	batches := map[string][][]string{}
+	for _, o := range oracles {
+		batches[o.name] = headers
+	}
+	res := askAll(t, batches)
+	out := make([]recorded, len(entries))
+	for i, e := range entries {
+		k := headerKey(headers[i])
+		of := func(o string) parsed {
+			p := res[o][k]
+			p.Pairs = slices.DeleteFunc(slices.Clone(p.Pairs), isFiller)
+			return p
+		}
+		out[i] = recorded{ID: e.ID, PHP: of("php"), Django: of("django"),
+			Express: of("express"), Rack: of("rack"), Go: of("go")}
+	}
+	return out
+}
+
+func loadRecorded(tb testing.TB) map[string]recorded {
+	tb.Helper()
+	m := map[string]recorded{}
+	readJSONL(tb, recordedFile, func(line []byte) {
+		var r recorded
+		if err := json.Unmarshal(line, &r); err != nil {
+			tb.Fatalf("%s: %v: %.200s", recordedFile, err, line)
+		}
+		m[r.ID] = r
+	})
+	return m
+}
+
+func encodeRecorded(rs []recorded) []byte {
+	var buf bytes.Buffer
+	for _, r := range rs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			panic(err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+// TestCookieCorpus checks that the committed corpus is what the generator
+// makes, and that the real parsers still read every entry as recorded (a
+// Debian update that changes PHP's or Django's parsing shows up here
+// first). With -update-cookie-corpus it rewrites both files instead.
+func TestCookieCorpus(t *testing.T) {
+	entries := generateCorpus()
+	if *updateCookieCorpus {
+		requireOracles(t)
+		if err := os.WriteFile(corpusFile, encodeCorpus(entries), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(recordedFile, encodeRecorded(recordCorpus(t, entries)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %d entries to %s and %s", len(entries), corpusFile, recordedFile)
+		return
+	}
+	committed, err := os.ReadFile(corpusFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, encodeCorpus(entries)) {
+		t.Fatalf("%s is not what the generator makes: run go test ./sessioncookie -run '^TestCookieCorpus$' -update-cookie-corpus", corpusFile)
+	}
+	rec := loadRecorded(t)
+	if len(rec) != len(entries) {
+		t.Fatalf("%s has %d entries, the corpus %d: regenerate it", recordedFile, len(rec), len(entries))
+	}
+	requireOracles(t)
+	live := recordCorpus(t, entries)
+	drift := 0
+	for _, l := range live {
+		r := rec[l.ID]
+		for _, o := range oracles {
+			if got, want := l.of(o.name).String(), r.of(o.name).String(); got != want {
+				if drift++; drift <= 20 {
+					t.Errorf("%s: %s now reads %.300s, recorded %.300s", l.ID, o.name, got, want)
+				}
+			}
+		}
+	}
+	if drift > 0 {
+		t.Fatalf("%d readings differ from %s: a parser changed; if that is expected, rerun with -update-cookie-corpus and review the diff", drift, recordedFile)
+	}
+	t.Logf("%d entries, every real parser reads them as recorded", len(entries))
+}

@@ -1,0 +1,87 @@
+//go:build cookiereading
+
+package sessioncookie
+
+// (The build tag goes when Read, Forward and Strip land on main.)
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzReading checks Read, Forward and Strip on any Cookie header (lines
+// separated by '\n'), for every framework's session cookie name and
+// profile and for ProfileSafe with each name:
+//
+//   - Read never panics;
+//   - after Forward, the header has one Cookie line with exactly one pair
+//     that Read reads as the session, with the same Value and no Problem;
+//   - after Strip, Read finds no session pair;
+//   - net/http (the Go profile's app, and one of those ProfileSafe answers
+//     for) reads r.Value from the forwarded header and nothing from the
+//     stripped one;
+//   - where the corpus recorded what the real parsers read from this very
+//     input (the seeds), r.Value is what the framework read, or r.Problem
+//     is not ProblemNone.
+//
+// The seeds are the corpus (testdata/cookiecorpus.jsonl).
+func FuzzReading(f *testing.F) {
+	// What the real parsers read from each seed, by the seed.
+	rec := loadRecorded(f)
+	recordedByInput := map[string]recorded{}
+	for _, e := range loadCorpus(f) {
+		input := strings.Join(e.header(), "\n")
+		f.Add(input)
+		if r, ok := rec[e.ID]; ok {
+			recordedByInput[input] = r
+		}
+	}
+	checks := diffChecks()
+	f.Fuzz(func(t *testing.T, input string) {
+		if len(input) > 1<<16 {
+			return
+		}
+		var lines []string
+		if input != "" {
+			lines = strings.Split(input, "\n")
+		}
+		rec, haveRec := recordedByInput[input]
+		seen := map[[2]string]bool{}
+		for _, c := range checks {
+			d := readEntry(lines, c.name, c.profile)
+			r := d.r
+			key := [2]string{c.name, profileName(c.profile)}
+			if !seen[key] {
+				seen[key] = true
+				if r.Problem == ProblemNone && r.Value != "" {
+					if len(d.forwarded) != 1 {
+						t.Fatalf("%s: Forward of %q leaves %d Cookie lines: %q", c, lines, len(d.forwarded), d.forwarded)
+					}
+					again := Read(http.Header{"Cookie": d.forwarded}, c.name, c.profile)
+					if again.Value != r.Value || again.Pairs != 1 || again.Problem != ProblemNone {
+						t.Fatalf("%s: Read(%q) = %s; after Forward %q: %s", c, lines, describeReading(r), d.forwarded, describeReading(again))
+					}
+				}
+				if again := Read(http.Header{"Cookie": d.stripped}, c.name, c.profile); again.Pairs != 0 || again.Value != "" {
+					t.Fatalf("%s: after Strip of %q, %q reads %s", c, lines, d.stripped, describeReading(again))
+				}
+			}
+			if c.oracle == "go" {
+				if r.Problem == ProblemNone {
+					if got, _ := goCookies(d.forwarded).session("go", c.name); got != r.Value {
+						t.Fatalf("%s: Read(%q) = %s; net/http reads %q from the forwarded %q", c, lines, describeReading(r), got, d.forwarded)
+					}
+				}
+				if got, ok := goCookies(d.stripped).session("go", c.name); ok {
+					t.Fatalf("%s: net/http reads %q from %q, Strip of %q", c, got, d.stripped, lines)
+				}
+			}
+			if haveRec && r.Problem == ProblemNone {
+				if got, _ := rec.of(c.oracle).session(c.oracle, c.name); got != r.Value {
+					t.Fatalf("%s: %s reads %q from %q (recorded), Read = %s", c, c.oracle, got, lines, describeReading(r))
+				}
+			}
+		}
+	})
+}
