@@ -338,9 +338,11 @@ func askAll(t testing.TB, batches map[string][][]string) map[string]map[string]p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			start := time.Now()
 			out, err := askOracle(context.Background(), t, o, headers)
 			mu.Lock()
 			defer mu.Unlock()
+			t.Logf("oracle %s: %d distinct headers in %v", o.name, len(headers), time.Since(start).Round(time.Millisecond))
 			if err != nil {
 				errs = append(errs, err)
 				return
