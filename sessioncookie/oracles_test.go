@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,11 +56,11 @@ var oracles = []oracle{
 		return needFile("../tests/apps/express/node_modules/cookie/index.js", "the Express app's npm packages (tests/apps/setup.sh runs npm ci)")
 	}},
 	{name: "rack", argv: []string{"ruby", oracleDir + "/rack_cookies.rb"}, missing: func() string {
-		if m := needCommand("ruby", "Debian ruby-rack (.ci/run)"); m != "" {
+		if m := needCommand("ruby", "Debian ruby-rack puma (.ci/run)"); m != "" {
 			return m
 		}
-		if err := exec.Command("ruby", "-e", "require 'rack'").Run(); err != nil {
-			return "ruby cannot load rack: install Debian ruby-rack (.ci/run)"
+		if err := exec.Command("ruby", "-e", "require 'rack'; require 'puma'").Run(); err != nil {
+			return "ruby cannot load rack and puma: install Debian ruby-rack puma (.ci/run)"
 		}
 		return ""
 	}},
@@ -221,8 +223,9 @@ func (p parsed) names() []string {
 	return out
 }
 
-// goCookies is Go's oracle: net/http's own reading of the request's
-// Cookie lines, as (*http.Request).Cookie(name) does it.
+// goCookies is net/http's reading of a request's Cookie lines, as
+// (*http.Request).Cookie(name) does it; FuzzReading's oracle. The
+// differential test asks a real net/http server (goServerCookies).
 func goCookies(lines []string) parsed {
 	r := &http.Request{Header: http.Header{}}
 	if len(lines) > 0 {
@@ -239,11 +242,7 @@ func goCookies(lines []string) parsed {
 // one process for the whole batch, writing while it reads.
 func askOracle(ctx context.Context, t testing.TB, o oracle, headers [][]string) ([]parsed, error) {
 	if o.argv == nil {
-		out := make([]parsed, len(headers))
-		for i, h := range headers {
-			out[i] = goCookies(h)
-		}
-		return out, nil
+		return goServerCookies(ctx, headers)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -299,6 +298,79 @@ func askOracle(ctx context.Context, t testing.TB, o oracle, headers [][]string) 
 	if len(out) != len(headers) || scanErr != nil || waitErr != nil {
 		return nil, fmt.Errorf("%s: %d answers to %d headers (read: %v, write: %v, exit: %v); stderr:\n%s",
 			o.name, len(out), len(headers), scanErr, werr, waitErr, lastLines(stderr.String(), 20))
+	}
+	return out, nil
+}
+
+// goServerCookies is Go's oracle: a net/http server on 127.0.0.1, its
+// handler answering (*http.Request).Cookies(), sent every header as a raw
+// HTTP/1.1 request. The server's own checks (header syntax, values, size)
+// apply as in a Go app.
+func goServerCookies(ctx context.Context, headers [][]string) ([]parsed, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := parsed{Pairs: []parsedPair{}}
+		for _, c := range r.Cookies() {
+			p.Pairs = append(p.Pairs, parsedPair{c.Name, parsedValue{Kind: "string", S: c.Value}})
+		}
+		b, _ := p.MarshalJSON()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	}), ReadHeaderTimeout: 20 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := ln.Addr().String()
+	ask := func(lines []string) (parsed, error) {
+		var req strings.Builder
+		req.WriteString("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+		for _, l := range lines {
+			req.WriteString("Cookie: " + l + "\r\n")
+		}
+		req.WriteString("Connection: close\r\n\r\n")
+		d := net.Dialer{Timeout: 20 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return parsed{}, err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, req.String()); err != nil {
+			return parsed{}, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return parsed{}, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return parsed{}, err
+		}
+		if resp.StatusCode != 200 {
+			return parsed{Err: "HTTP " + strconv.Itoa(resp.StatusCode)}, nil
+		}
+		var p parsed
+		return p, json.Unmarshal(body, &p)
+	}
+	out := make([]parsed, len(headers))
+	errs := make([]error, len(headers))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, h := range headers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = ask(h)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("go: %w", err)
 	}
 	return out, nil
 }
