@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/sessioncookie"
 )
@@ -121,8 +123,8 @@ func (o *observer) process(code int) {
 		}
 	}
 
-	if hasCookie && !sc.Deleted && len(sc.Value) <= maxCookieValue {
-		if id, ok := h.valueID(sc.Value); ok {
+	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
+		if id, ok := h.valueID(sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
 		}
 	} else if o.active && !ended && userSet && user != "" {
@@ -205,6 +207,10 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	}
 	// A session the upstream has just issued.
 	started, err := z.Start(id, user, o.now)
+	if errors.Is(err, engine.ErrEnded) {
+		o.refuseIssued()
+		return
+	}
 	if err != nil {
 		h.logger.Warn("new session not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
@@ -225,6 +231,10 @@ func (o *observer) rotate(id idletrack.ID) {
 	h, z := o.h, o.h.zone
 	for range maxRotateTries {
 		_, ok, err := z.Rotate(o.session, id, o.now)
+		if errors.Is(err, engine.ErrEnded) {
+			o.refuseIssued()
+			return
+		}
 		if ok {
 			if err != nil {
 				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
@@ -254,6 +264,27 @@ func (o *observer) follow() (string, bool) {
 	}
 	o.session = v.ID
 	return v.User, true
+}
+
+// refuseIssued keeps an ended identity from reaching the client when the
+// upstream issues it again (Laravel answering a request for a session it
+// still holds; an app that keeps the ID idlegate ended): the upstream's
+// Set-Cookie lines for the session cookie give way to one that clears it,
+// and the clear_cookies are cleared too.
+func (o *observer) refuseIssued() {
+	h, hdr := o.h, o.Header()
+	lines := hdr["Set-Cookie"]
+	kept := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if sc, ok := sessioncookie.ParseSetCookie(l, unixTime(o.now)); ok && sc.Name == h.Cookie {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	hdr["Set-Cookie"] = append(kept, clearSession(h.Cookie))
+	h.addClearCookies(hdr, o.req)
+	metrics.rejected.WithLabelValues(h.Name, "reissued").Inc()
+	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Name))
 }
 
 // stale reports whether the request carried a rotated-away value of its

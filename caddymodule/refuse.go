@@ -35,29 +35,36 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) 
 	return err
 }
 
-// strip forwards a refused request without the session cookie: the upstream
-// sees a signed-out visitor. The response still clears the cookie.
+// reject counts a refused request under reason and answers it per
+// on_expired; with strip, it only prepares the request to go on without
+// the session (the caller forwards it).
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, reason string) error {
+	metrics.rejected.WithLabelValues(h.Name, reason).Inc()
+	if h.OnExpired.Mode != "strip" {
+		return h.refuse(w, r, reason)
+	}
+	h.strip(w, r)
+	return nil
+}
+
+// strip forwards a refused request without the session: every pair the
+// application would read as the session cookie, however spelled, and every
+// clear_cookies match go. The upstream sees a signed-out visitor. The
+// response still clears the cookies, which are looked up first.
 func (h *Handler) strip(w http.ResponseWriter, r *http.Request) {
-	var kept []string
-	for _, line := range r.Header.Values("Cookie") {
-		for _, part := range strings.Split(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == h.Cookie || (h.clear != nil && h.clear.Match(name)) || strings.TrimSpace(part) == "" {
-				continue
-			}
-			kept = append(kept, strings.TrimSpace(part))
-		}
-	}
-	r.Header.Del("Cookie")
-	if len(kept) > 0 {
-		r.Header.Set("Cookie", strings.Join(kept, "; "))
-	}
 	h.addClearCookies(w.Header(), r)
 	w.Header().Add("Set-Cookie", clearSession(h.Cookie))
+	var also func(string) bool
+	if h.clear != nil {
+		also = h.clear.Match
+	}
+	sessioncookie.Strip(r.Header, h.Cookie, h.profile, also)
 }
 
 // addClearCookies adds Set-Cookie lines that delete the clear_cookies: every
-// exact name, and the request's cookies that match a prefix.
+// exact name, and the request's cookies that match a prefix, also under the
+// names the application normalizes them to (PHP reads remember.web_x as
+// remember_web_x).
 func (h *Handler) addClearCookies(hdr http.Header, r *http.Request) {
 	if h.clear == nil {
 		return
@@ -73,7 +80,7 @@ func (h *Handler) addClearCookies(hdr http.Header, r *http.Request) {
 		return
 	}
 	for name := range sessioncookie.Names(r.Header) {
-		if !seen[name] && h.clear.Match(name) {
+		if !seen[name] && sessioncookie.NameMatches(name, h.clear.Match) {
 			seen[name] = true
 			hdr.Add("Set-Cookie", sessioncookie.Clear(name, "/", ""))
 		}

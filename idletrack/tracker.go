@@ -360,6 +360,26 @@ func (t *Tracker) admitProbation(id ID, p *Policy) {
 	sh.mu.Unlock()
 }
 
+// Ended reports what the tracker knows of whether id is an ended identity
+// at now: one remembered as ended, or a rotated-away value past its grace.
+// known is false when the tracker has never seen id (or has forgotten it);
+// the caller then asks the store, which remembers every end.
+func (t *Tracker) Ended(id ID, now int64) (ended, known bool) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.live.find(id); ok {
+		return false, true
+	}
+	if a, ok := sh.alias[id]; ok && now < a.forgetAt {
+		return now >= a.graceUntil, true
+	}
+	if tb, ok := sh.tomb[id]; ok && now < tb.until {
+		return true, true
+	}
+	return false, false
+}
+
 // Start begins a session that the upstream has just issued. It returns false
 // when the tracker is full (the session goes untracked; nothing is evicted)
 // or when the ID is already live or remembered as ended.
@@ -466,6 +486,11 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 	// parallel request with the old value always finds one or the other.
 	nsh := t.shard(id)
 	nsh.mu.Lock()
+	if tb, ok := nsh.tomb[id]; ok && now < tb.until {
+		// Never onto an ended identity: that would make it live again.
+		nsh.mu.Unlock()
+		return Rotation{}, false
+	}
 	nsh.live.put(moved, user)
 	nsh.mu.Unlock()
 
