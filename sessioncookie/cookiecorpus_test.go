@@ -309,7 +309,7 @@ func mangledNames(name string) []string {
 	for _, suffix := range []string{"[]", "[x]", "[0]", "[", "]", "[]]", "[[]", "[ ]", ".", "_", "%00", "\x00"} {
 		add(name + suffix)
 	}
-	for _, ws := range []string{" ", "  ", "\t", "\x85", "\xa0", "\xc2\xa0", "\xc2\x85", "\x0b", "\x0c", "\x1c", "\x1f", "%20", "+"} {
+	for _, ws := range append([]string{" ", "  ", "\t", "\x85", "\xa0", "\x0b", "\x0c", "\x1c", "\x1f", "%20", "+"}, unicodeSpaces...) {
 		add(ws + name)
 		add(name + ws)
 		add(ws + name + ws)
@@ -381,7 +381,7 @@ func spelledValues(v string, rng *rand.Rand) []spelled {
 	add("quoted-escaped-quote", `"`+v+`\""`)
 	add("quoted-lone-backslash", `"`+v+`\"`)
 	add("quoted-pct", `"`+pctEncodeAll(v[:1], false)+v[1:]+`"`)
-	for _, ws := range []string{" ", "\t", "  ", "\xa0", "\x85", "\xc2\xa0", "\x0b", "\x0c", "\x1f", "%20", "+"} {
+	for _, ws := range append([]string{" ", "\t", "  ", "\xa0", "\x85", "\x0b", "\x0c", "\x1f", "%20", "+"}, unicodeSpaces...) {
 		add("space", ws+v)
 		add("space", v+ws)
 		add("space", ws+v+ws)
@@ -510,6 +510,14 @@ func randomCombinations(b *corpusBuilder, ts []target, rng *rand.Rand, count int
 	}
 }
 
+// unicodeSpaces are UTF-8 spellings of characters Python's str.strip()
+// removes (Django decodes the header as UTF-8 before parse_cookie strips
+// names and values), and of some it does not (U+200B, U+FEFF).
+var unicodeSpaces = []string{
+	"\xc2\xa0", "\xc2\x85", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x8a", "\xe2\x80\xa8",
+	"\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80", "\xe2\x80\x8b", "\xef\xbb\xbf",
+}
+
 // fillerCookies are k cookies c0=v; c1=v; ... to push a pair past a
 // parser's limit on the number of cookies. The record leaves them out.
 func fillerCookies(k int) string {
@@ -541,7 +549,7 @@ func pctEncodeAll(s string, lower bool) string {
 	return sb.String()
 }
 
-func unhex(c byte) (byte, bool) {
+func unhexDigit(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true
@@ -558,8 +566,8 @@ func pctDecodeAll(s string) string {
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) {
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
+			hi, ok1 := unhexDigit(s[i+1])
+			lo, ok2 := unhexDigit(s[i+2])
 			if ok1 && ok2 {
 				sb.WriteByte(hi<<4 | lo)
 				i += 2
