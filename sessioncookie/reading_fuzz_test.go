@@ -1,7 +1,9 @@
 package sessioncookie
 
 import (
+	"flag"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,23 +20,35 @@ import (
 //     for) reads r.Value from the forwarded header and nothing from the
 //     stripped one;
 //   - where the corpus recorded what the real parsers read from this very
-//     input (the seeds), r.Value is what the framework read, or r.Problem
-//     is not ProblemNone (unless Caddy's server refuses the input).
+//     input (the seeds) and Forward leaves it as it is, r.Value is what the
+//     framework read, or r.Problem is not ProblemNone (unless Caddy's
+//     server refuses the input).
 //
 // Read gets the input as it is, not as Caddy's header parser trims it:
 // the invariants hold for any header.
 //
-// The seeds are the corpus (testdata/cookiecorpus.jsonl).
+// The seeds are the corpus (testdata/cookiecorpus.jsonl). Run it with
+//
+//	go test -run '^$' -fuzz '^FuzzReading$' -fuzztime 60s ./sessioncookie/
 func FuzzReading(f *testing.F) {
 	// What the real parsers read from each seed, by the seed.
 	rec := loadRecorded(f)
 	recordedByInput := map[string]recorded{}
+	// Fuzzing measures the coverage of every seed first, a minute for the
+	// whole corpus on two busy cores: then one seed per class of entries
+	// will do (go test still runs every entry).
+	fuzzing := flag.Lookup("test.fuzz").Value.String() != ""
+	classes := map[string]bool{}
 	for _, e := range loadCorpus(f) {
 		input := strings.Join(e.header(), "\n")
-		f.Add(input)
 		if r, ok := rec[e.ID]; ok {
 			recordedByInput[input] = r
 		}
+		if fuzzing && classes[e.class()] {
+			continue
+		}
+		classes[e.class()] = true
+		f.Add(input)
 	}
 	checks := diffChecks()
 	f.Fuzz(func(t *testing.T, input string) {
@@ -76,8 +90,11 @@ func FuzzReading(f *testing.F) {
 					t.Fatalf("%s: net/http reads %q from %q, Strip of %q", c, got, d.stripped, lines)
 				}
 			}
-			// (An input with a control byte never gets past Caddy's server.)
-			if haveRec && r.Problem == ProblemNone && caddyAccepts(lines) {
+			// Where idlegate forwards the input as it is, the app reads what
+			// it read from the input. (When Forward rewrites it, the
+			// differential test asks the app about the rewritten header;
+			// an input with a control byte never gets past Caddy's server.)
+			if haveRec && r.Problem == ProblemNone && caddyAccepts(lines) && slices.Equal(d.forwarded, lines) {
 				if got, _ := rec.of(c.oracle).session(c.oracle, c.name); got != r.Value {
 					t.Fatalf("%s: %s reads %q from %q (recorded), Read = %s", c, c.oracle, got, lines, describeReading(r))
 				}
