@@ -84,15 +84,9 @@ func (s *bstr) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &u); err != nil {
 		return err
 	}
-	b := make([]byte, 0, len(u))
-	for _, r := range u {
-		if r > 0xff {
-			return fmt.Errorf("byte string holds code point U+%04X", r)
-		}
-		b = append(b, byte(r))
-	}
+	b, err := bytesOf(u)
 	*s = bstr(b)
-	return nil
+	return err
 }
 
 func toBstrs(lines []string) []bstr {
