@@ -295,7 +295,8 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 		grace = time.Duration(*h.RotationGrace)
 	}
 	cfg := engine.ZoneConfig{
-		Name: h.Name,
+		Name:       h.Name,
+		UsersKnown: h.UserHeader != "",
 		Policy: idletrack.Policy{
 			Idle:          time.Duration(h.Idle),
 			Absolute:      time.Duration(h.Absolute),

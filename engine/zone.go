@@ -20,6 +20,10 @@ type ZoneConfig struct {
 	// Webhook is nil when no webhook is configured; then no events are
 	// queued for the zone.
 	Webhook *Webhook
+	// UsersKnown: the upstream names the signed-in user (user_header).
+	// Then only sessions that had a user earn a durable tombstone; without
+	// it, every session the upstream issued does (docs/SECURITY.md, "Floods").
+	UsersKnown bool
 }
 
 // Webhook is a zone's webhook target and what it is sent.
@@ -155,6 +159,8 @@ func (z *Zone) endWrite(end idletrack.End) storage.EndWrite {
 		End:            end,
 		Policy:         cfg.Policy,
 		TombstoneUntil: end.EndedAt + int64(cfg.Policy.RememberEnded),
+		// Invented values, adopted and sent again, never earn one.
+		NoAnonymousTombstone: cfg.UsersKnown || end.Adopted,
 		Events: func(end idletrack.End) []storage.Event {
 			return z.e.enc.Ended(z.Config(), end, z.e.o.Now())
 		},

@@ -271,7 +271,7 @@ func (t *Tracker) promoteLocked(sh *shard, e *entry) {
 // silently.
 func (t *Tracker) endLocked(sh *shard, slot uint32, p *Policy, why Reason, at int64) *End {
 	e := sh.live.at(slot)
-	s, probation := e.session(sh.live.user(slot)), e.flags&fProbation != 0
+	s, probation, adopted := e.session(sh.live.user(slot)), e.flags&fProbation != 0, e.flags&fAdopted != 0
 	sh.live.remove(s.ID)
 	delete(sh.back, s.ID)
 	if probation {
@@ -280,7 +280,7 @@ func (t *Tracker) endLocked(sh *shard, slot uint32, p *Policy, why Reason, at in
 	}
 	t.established.Add(-1)
 	t.rememberLocked(sh, s.ID, at+int64(p.RememberEnded), why)
-	return &End{Session: s, Zone: t.zone, Reason: why, EndedAt: at}
+	return &End{Session: s, Zone: t.zone, Reason: why, EndedAt: at, Adopted: adopted}
 }
 
 func (t *Tracker) rememberLocked(sh *shard, id ID, until int64, why Reason) {
@@ -307,7 +307,7 @@ func (t *Tracker) Adopt(id ID, now int64) Verdict {
 		sh.mu.Unlock()
 		return v
 	}
-	e := entry{ID: id, StartedAt: now, LastActivity: now, Requests: 1, flags: fProbation}
+	e := entry{ID: id, StartedAt: now, LastActivity: now, Requests: 1, flags: fProbation | fAdopted}
 	sh.live.insert(e, "")
 	t.probation.Add(1)
 	at, _ := e.deadline(p)

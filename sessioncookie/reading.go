@@ -228,13 +228,16 @@ func match(chunk, name string, p Profile) matchKind {
 	case ProfilePHP:
 		read = phpName(key, name)
 	case ProfileDjango:
-		read = hasEq && trimPy(key) == name
+		// http.client strips the whole header line of Latin-1 spaces (\x85,
+		// \xa0 among them) before Django strips each name of Unicode ones;
+		// both are applied to every name, which only ever reads more pairs.
+		read = hasEq && (trimPy(key) == name || trimPy(trimLatin1Py(key)) == name)
 	case ProfileExpress:
 		read = hasEq && strings.Trim(key, " \t") == name
 	case ProfileRails:
 		read = strings.TrimLeft(key, " ") == name
 	case ProfileGo:
-		read = hasEq && trimHTTP(key) == name && goValue(chunk)
+		read = trimHTTP(key) == name && goValue(chunk) // "sid" alone is sid=""
 	}
 	if !read {
 		return noMatch
@@ -283,22 +286,45 @@ func phpName(key, name string) bool {
 	return true
 }
 
-// trimPy is Python's str.strip() on header bytes, which WSGI servers decode
-// as Latin-1: Django strips names and values so.
+// trimPy is Python's str.strip() as Django applies it to cookie names and
+// values: Django re-decodes the WSGI header (Latin-1) as UTF-8, replacing
+// invalid bytes (get_str_from_wsgi), so the spaces stripped are Unicode's,
+// written in UTF-8 (NBSP is C2 A0; a lone A0 byte is no space).
 func trimPy(s string) string {
-	for s != "" && isPyspace(s[0]) {
+	for s != "" {
+		r, n := utf8.DecodeRuneInString(s)
+		if !isPyspace(r) {
+			break
+		}
+		s = s[n:]
+	}
+	for s != "" {
+		r, n := utf8.DecodeLastRuneInString(s)
+		if !isPyspace(r) {
+			break
+		}
+		s = s[:len(s)-n]
+	}
+	return s
+}
+
+// trimLatin1Py is Python's str.strip() on header bytes decoded as Latin-1,
+// as http.client strips a header line.
+func trimLatin1Py(s string) string {
+	for s != "" && isPyspace(rune(s[0])) {
 		s = s[1:]
 	}
-	for s != "" && isPyspace(s[len(s)-1]) {
+	for s != "" && isPyspace(rune(s[len(s)-1])) {
 		s = s[:len(s)-1]
 	}
 	return s
 }
 
-// isPyspace is Python's str.isspace on a Latin-1 byte.
-func isPyspace(r byte) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0:
+// isPyspace is Python 3's str.isspace for one character.
+func isPyspace(r rune) bool {
+	switch {
+	case r == ' ', '\t' <= r && r <= '\r', 0x1c <= r && r <= 0x1f, r == 0x85, r == 0xa0,
+		r == 0x1680, 0x2000 <= r && r <= 0x200a, r == 0x2028, r == 0x2029, r == 0x202f, r == 0x205f, r == 0x3000:
 		return true
 	}
 	return false
@@ -340,7 +366,7 @@ func canonical(raw string, p Profile) bool {
 				i += 2
 				continue
 			}
-			if !literal(c, p) {
+			if !literal(c, p) && !(c == '+' && p == ProfileRails) { // Ruby writes a space as '+'
 				return false
 			}
 		case ProfileDjango:
@@ -361,7 +387,7 @@ func canonical(raw string, p Profile) bool {
 // literal reports whether the encoder of profile p writes byte b as it is:
 // PHP's rawurlencode and urlencode ([A-Za-z0-9_.~-]), JavaScript's
 // encodeURIComponent ([A-Za-z0-9_.!~*'()-]) and Ruby's form encoding
-// ([A-Za-z0-9*_.-], and '+' for a space).
+// ([A-Za-z0-9*_.-]; it writes a space as '+' and '+' as %2B).
 func literal(b byte, p Profile) bool {
 	if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' {
 		return true
@@ -372,7 +398,7 @@ func literal(b byte, p Profile) bool {
 	case ProfileExpress:
 		return strings.IndexByte("_.!~*'()-", b) >= 0
 	case ProfileRails:
-		return strings.IndexByte("*_.-+", b) >= 0
+		return strings.IndexByte("*_.-", b) >= 0
 	}
 	return false
 }
