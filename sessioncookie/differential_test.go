@@ -260,6 +260,7 @@ func TestDifferentialCookieReading(t *testing.T) {
 	type tally struct{ entries, refused, withSession, without, rawSession int }
 	tallies := map[string]*tally{}
 	safeRefusesBrowser := map[string]int{}
+	var table []string // issue 15's attacks, one line per framework they reach
 	var failures []diffFailure
 	for i, e := range entries {
 		raw := rec[e.ID]
@@ -285,6 +286,13 @@ func TestDifferentialCookieReading(t *testing.T) {
 					f.AppSent = show(c.oracle, c.name, app(c.oracle, sent))
 				}
 				failures = append(failures, f)
+			}
+			if strings.HasPrefix(e.ID, "table/") && c.profile != ProfileSafe && (d.r.Pairs > 0 || raw.of(c.oracle).Pairs != nil && show(c.oracle, c.name, raw.of(c.oracle)) != "no session") {
+				verdict := "refused (" + d.r.Problem.String() + ")"
+				if d.r.Problem == ProblemNone {
+					verdict = fmt.Sprintf("forwarded, the app reads %s", show(c.oracle, c.name, app(c.oracle, d.forwarded)))
+				}
+				table = append(table, fmt.Sprintf("  %-40s %-28s without idlegate the app reads %.60s; idlegate: %.80s", e.ID, c, show(c.oracle, c.name, raw.of(c.oracle)), verdict))
 			}
 			switch {
 			case d.r.Problem != ProblemNone:
@@ -342,6 +350,7 @@ func TestDifferentialCookieReading(t *testing.T) {
 		t.Logf("  %-36s %5d  refused %5d  with session %5d  without %5d   (raw %5d)",
 			c, tl.entries, tl.refused, tl.withSession, tl.without, tl.rawSession)
 	}
+	t.Logf("issue 15's attack table:\n%s", strings.Join(table, "\n"))
 	for _, n := range slices.Sorted(maps.Keys(safeRefusesBrowser)) {
 		t.Logf("note: ProfileSafe refuses %d (checks × entries) of the headers a browser sends for %s (values with %%XX escapes)", safeRefusesBrowser[n], n)
 	}
