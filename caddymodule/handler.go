@@ -275,6 +275,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.clear = &m
 	}
 	initMetrics(ctx.GetMetricsRegistry())
+	initZoneMetrics(h.Name)
 
 	shared, key, err := acquireEngine(h.Store)
 	if err != nil {
