@@ -119,20 +119,20 @@ type Handler struct {
 	// Where session ends are reported.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
-	logout  caddyhttp.MatcherSets
-	passive caddyhttp.MatcherSets
-	profile sessioncookie.Profile
-	laravel *sessioncookie.Laravel
-	clear   *sessioncookie.Matcher
-	poolKey string
-	shared  *sharedEngine
-	zone    *engine.Zone
-	logger  *zap.Logger
+	logout       caddyhttp.MatcherSets
+	passive      caddyhttp.MatcherSets
+	profile      sessioncookie.Profile
+	laravel      *sessioncookie.Laravel
+	clear        *sessioncookie.Matcher
+	poolKey      string
+	shared       *sharedEngine
+	zone         *engine.Zone
+	logger       *zap.Logger
 	fam          *sessioncookie.Family
 	redirectHost string // on_expired redirect's target: never redirected again
 	redirectPath string
 	channel      string // the warning's BroadcastChannel name
-	script  string // the warning script's path (under status_path)
+	script       string // the warning script's path (under status_path)
 }
 
 // StoreConfig selects the session store.
