@@ -44,7 +44,8 @@ type Handler struct {
 	// (any backend: a pair any of them would read counts, and only values
 	// that all of them decode alike are accepted). Default: from the cookie
 	// name: PHPSESSID and laravel_session php, sessionid django, connect.sid
-	// express, _<app>_session rails; safe for any other name.
+	// express, _<app>_session rails; php with laravel_key; safe for any
+	// other name (which refuses values with escapes: name the parser).
 	CookieParser string `json:"cookie_parser,omitempty"`
 
 	// Laravel's APP_KEY ("base64:..."). When set, the cookie is decrypted
@@ -232,6 +233,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.CookieParser == "" {
 		h.CookieParser = sessioncookie.DefaultProfile(h.Cookie).String()
+		if h.LaravelKey != "" {
+			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
+		}
 	}
 	if h.Store == nil {
 		h.Store = &StoreConfig{}

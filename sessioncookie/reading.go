@@ -589,7 +589,10 @@ func rebuild(h http.Header, name string, p Profile, also func(string) bool, keep
 			if t == "" {
 				continue
 			}
-			if match(chunk, name, p) != noMatch || p != ProfileSafe && match(chunk, name, ProfileSafe) != noMatch {
+			// The chunk is forwarded trimmed, so it must not be read as
+			// the session cookie trimmed either ("laravel session " is no
+			// pair to PHP, "laravel session" is).
+			if isSession(chunk, name, p) || isSession(t, name, p) {
 				if keep != "" {
 					kept = append(kept, keep)
 					keep = ""
@@ -606,6 +609,12 @@ func rebuild(h http.Header, name string, p Profile, also func(string) bool, keep
 	if len(kept) > 0 {
 		h["Cookie"] = []string{strings.Join(kept, "; ")}
 	}
+}
+
+// isSession reports whether chunk is read as the session cookie by an
+// application of profile p or, being removed either way, of any known one.
+func isSession(chunk, name string, p Profile) bool {
+	return match(chunk, name, p) != noMatch || p != ProfileSafe && match(chunk, name, ProfileSafe) != noMatch
 }
 
 // alsoMatches applies also to a pair's name.
