@@ -18,7 +18,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	idle_session [<matcher>] {
-//	    cookie           <name>
+//	    cookie           <name>|<prefix>*
 //	    cookie_parser    php|django|express|rails|go|safe
 //	    laravel_key      <APP_KEY>
 //	    idle             <duration>

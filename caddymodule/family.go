@@ -38,11 +38,11 @@ func (h *Handler) clearLines(r *http.Request, keepSession bool) []string {
 		prefixes = sessioncookie.PathPrefixes(r.URL.Path)
 	}
 	fam := h.family()
-	if !keepSession {
+	if !keepSession && h.cookiePrefix == "" {
 		c.AddAt(h.Cookie, prefixes)
 	}
 	for _, m := range fam.Members() {
-		if keepSession && m.Name == h.Cookie {
+		if keepSession && h.isSessionCookie(m.Name) {
 			continue
 		}
 		c.Add(m.Name, m.Path, m.Domain)
@@ -57,13 +57,52 @@ func (h *Handler) clearLines(r *http.Request, keepSession bool) []string {
 	if r != nil {
 		for name := range sessioncookie.Names(r.Header) {
 			switch {
-			case name == h.Cookie:
+			case h.isSessionCookie(name):
+				if !keepSession {
+					c.AddAt(name, prefixes)
+				}
 			case h.clear != nil && sessioncookie.NameMatches(name, h.clear.Match), fam.Has(name):
 				c.AddAt(name, prefixes)
 			}
 		}
 	}
 	return c.Lines()
+}
+
+// isSessionCookie reports whether a cookie called name is the session
+// cookie: the cookie option's name, or a name its pattern matches.
+func (h *Handler) isSessionCookie(name string) bool {
+	if h.cookiePrefix != "" {
+		return strings.HasPrefix(name, h.cookiePrefix)
+	}
+	return name == h.Cookie
+}
+
+// requestCookie returns the session cookie's name in a request: the cookie
+// option's, or with a pattern the one name the request carries that the
+// pattern matches (however the application normalizes names). several is
+// true when the request carries more than one such name: which of them the
+// application reads cannot be known, so the request does not read as one
+// session.
+func (h *Handler) requestCookie(hdr http.Header) (name string, several bool) {
+	if h.cookiePrefix == "" {
+		return h.Cookie, false
+	}
+	return sessioncookie.NameIn(hdr, h.isSessionCookie)
+}
+
+// responseCookie returns the session cookie's name in a response: with a
+// pattern, the first name the response's Set-Cookie lines set that matches.
+func (h *Handler) responseCookie(hdr http.Header) string {
+	if h.cookiePrefix == "" {
+		return h.Cookie
+	}
+	for _, line := range hdr["Set-Cookie"] {
+		if name, _, ok := strings.Cut(line, "="); ok && h.isSessionCookie(strings.TrimSpace(name)) {
+			return strings.TrimSpace(name)
+		}
+	}
+	return ""
 }
 
 // addClearLines adds clearLines to hdr.
@@ -76,5 +115,5 @@ func (h *Handler) addClearLines(hdr http.Header, r *http.Request, keepSession bo
 // inFamily reports whether a request cookie called name is one the strip
 // mode removes with the session: a clear_cookies match or a family member.
 func (h *Handler) inFamily(name string) bool {
-	return h.clear != nil && h.clear.Match(name) || h.family().Has(name)
+	return h.clear != nil && h.clear.Match(name) || h.family().Has(name) || h.isSessionCookie(name)
 }

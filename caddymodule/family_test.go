@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -138,5 +139,61 @@ func TestRedirectTargetIsNeverRedirected(t *testing.T) {
 	}
 	if !clearsSid(resp) {
 		t.Error("the redirect target's answer still clears the session cookie")
+	}
+}
+
+// TestCookiePattern: WordPress and DokuWiki name their cookies with a hash
+// of the site (wordpress_logged_in_<md5>, DW<md5>); cookie takes a pattern.
+// A request carrying two names the pattern matches is refused: which one
+// the application reads cannot be known, and an attacker would hide the
+// ended session behind an invented one.
+func TestCookiePattern(t *testing.T) {
+	clk := useFakeClock(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			w.Header().Add("Set-Cookie", fmt.Sprintf("wp_li_1a2b=alice%%7C%d; Path=/", time.Now().UnixNano()))
+			w.Header().Set("X-Idle-User", "alice")
+		}
+		fmt.Fprintf(w, "cookies=%s", r.Header.Get("Cookie"))
+	}))
+	defer up.Close()
+	rc := newReceiver(t)
+	tc := caddytest.NewTester(t)
+	cfg := strings.Replace(caddyfileFor(t, up.URL, rc.URL, "cookie_parser php"), "cookie sid", "cookie wp_li_*", 1)
+	tc.InitServer(cfg, "caddyfile")
+	resp, _ := do(t, tc, "POST", "/login", "")
+	var v string
+	for _, c := range resp.Cookies() {
+		if c.Name == "wp_li_1a2b" {
+			v = c.Value
+		}
+	}
+	if v == "" {
+		t.Fatalf("no session cookie: %v", resp.Header.Values("Set-Cookie"))
+	}
+	get := func(cookie string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", "http://localhost:9080/page", nil)
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, body := get("wp_li_1a2b=" + v); resp.StatusCode != 200 || !strings.Contains(body, v) {
+		t.Fatalf("the live session: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get("wp_li_zzzz=junk; wp_li_1a2b=" + v); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("two names of the pattern: status %d, want 401", resp.StatusCode)
+	}
+	clk.advance(31 * time.Minute)
+	for _, c := range []string{"wp_li_1a2b=" + v, "wp.li_1a2b=" + v, "a=1; wp_li_1a2b=" + v} {
+		if resp, body := get(c); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%q after the idle timeout: %d %q, want 401", c, resp.StatusCode, body)
+		} else if got := clears(resp); !slices.Contains(got, "wp_li_1a2b / ") {
+			t.Errorf("%q: the refusal clears %q", c, got)
+		}
 	}
 }

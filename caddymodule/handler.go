@@ -123,6 +123,7 @@ type Handler struct {
 	logout       caddyhttp.MatcherSets
 	passive      caddyhttp.MatcherSets
 	profile      sessioncookie.Profile
+	cookiePrefix string // the cookie option is a pattern: its prefix
 	laravel      *sessioncookie.Laravel
 	clear        *sessioncookie.Matcher
 	poolKey      string
@@ -231,8 +232,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.redirectHost, h.redirectPath = u.Host, u.Path
 		}
 	}
+	h.cookiePrefix, _ = strings.CutSuffix(h.Cookie, "*")
+	if h.cookiePrefix == h.Cookie {
+		h.cookiePrefix = ""
+	}
 	if h.CookieParser == "" {
-		h.CookieParser = sessioncookie.DefaultProfile(h.Cookie).String()
+		h.CookieParser = sessioncookie.DefaultProfile(strings.TrimSuffix(h.Cookie, "*")).String()
 		if h.LaravelKey != "" {
 			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
 		}
@@ -349,8 +354,8 @@ func (h *Handler) Validate() error {
 	if h.Cookie == "" {
 		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")
 	}
-	if strings.ContainsAny(h.Cookie, " \t\r\n;,=\"") {
-		return bad("cookie", "%q is not a valid cookie name", h.Cookie)
+	if base, pattern := strings.CutSuffix(h.Cookie, "*"); !sessioncookie.ValidName(base) || strings.Contains(base, "*") || pattern && base == "" {
+		return bad("cookie", "%q is not a valid cookie name, nor a name prefix followed by a single trailing '*' (wordpress_logged_in_*)", h.Cookie)
 	}
 	if h.CookieParser != "" {
 		if _, err := sessioncookie.ParseProfile(h.CookieParser); err != nil {
@@ -488,10 +493,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	id, rd, hasSession := h.readSession(r)
+	id, rd, name, hasSession := h.readSession(r)
 	o := getObserver(h, now)
 	defer putObserver(o) // registered first, so it runs after every other deferred use of o
-	o.req, o.reqID = r, id
+	o.req, o.reqID, o.name = r, id, name
 	switch {
 	case rd.Problem != sessioncookie.ProblemNone:
 		// The pairs do not make one session as a browser sends it back:
@@ -511,7 +516,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		switch v.Status {
 		case idletrack.StatusActive:
 			o.session, o.active, o.user = v.ID, true, v.User
-			rd.Forward(r.Header, h.Cookie, h.profile)
+			rd.Forward(r.Header, name, h.profile)
 			if h.UserHeader != "" {
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in
@@ -534,7 +539,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 	default:
-		rd.Forward(r.Header, h.Cookie, h.profile)
+		rd.Forward(r.Header, name, h.profile)
 	}
 	o.ResponseWriter = w
 	if o.active {
@@ -555,7 +560,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // sessionID returns the ID of the request's session, if it carries one
 // that reads as one session.
 func (h *Handler) sessionID(r *http.Request) (idletrack.ID, bool) {
-	id, _, ok := h.readSession(r)
+	id, _, _, ok := h.readSession(r)
 	return id, ok
 }
 
@@ -564,18 +569,28 @@ func (h *Handler) sessionID(r *http.Request) (idletrack.ID, bool) {
 // too long, or a Laravel cookie that does not decrypt — is removed from the
 // request: the application then sees no session, as it would if it failed
 // to decode the value too, and never one idlegate did not check.
-func (h *Handler) readSession(r *http.Request) (idletrack.ID, sessioncookie.Reading, bool) {
-	rd := sessioncookie.Read(r.Header, h.Cookie, h.profile)
+//
+// name is the session cookie's name in the request (see requestCookie); ""
+// when a pattern matches none.
+func (h *Handler) readSession(r *http.Request) (id idletrack.ID, rd sessioncookie.Reading, name string, ok bool) {
+	name, several := h.requestCookie(r.Header)
+	if several {
+		return id, sessioncookie.Reading{Pairs: 2, Problem: sessioncookie.ProblemConflict}, name, false
+	}
+	if name == "" {
+		return id, rd, name, false
+	}
+	rd = sessioncookie.Read(r.Header, name, h.profile)
 	if rd.Problem != sessioncookie.ProblemNone || rd.Value == "" {
-		return idletrack.ID{}, rd, false
+		return id, rd, name, false
 	}
 	if len(rd.Value) <= maxCookieValue {
-		if id, ok := h.decodedID(rd.Value); ok {
-			return id, rd, true
+		if id, ok := h.decodedID(name, rd.Value); ok {
+			return id, rd, name, true
 		}
 	}
-	sessioncookie.Strip(r.Header, h.Cookie, h.profile, nil)
-	return idletrack.ID{}, sessioncookie.Reading{}, false
+	sessioncookie.Strip(r.Header, name, h.profile, nil)
+	return id, sessioncookie.Reading{}, name, false
 }
 
 // maxCookieValue bounds the cookie values idlegate hashes; browsers cap a
@@ -584,15 +599,15 @@ const maxCookieValue = 4096
 
 // valueID is the ID of a session cookie value as the browser sends it (and
 // as a Set-Cookie line sets it).
-func (h *Handler) valueID(raw string) (idletrack.ID, bool) {
-	return h.decodedID(sessioncookie.Decode(raw, h.profile))
+func (h *Handler) valueID(name, raw string) (idletrack.ID, bool) {
+	return h.decodedID(name, sessioncookie.Decode(raw, h.profile))
 }
 
 // decodedID is the ID of a session cookie value as the application decoded
 // it: with laravel_key, of the session ID inside.
-func (h *Handler) decodedID(value string) (idletrack.ID, bool) {
+func (h *Handler) decodedID(name, value string) (idletrack.ID, bool) {
 	if h.laravel != nil {
-		sid, ok := h.laravel.SessionIDDecoded(h.Cookie, value)
+		sid, ok := h.laravel.SessionIDDecoded(name, value)
 		if !ok {
 			return idletrack.ID{}, false
 		}

@@ -31,6 +31,7 @@ type observer struct {
 	req      *http.Request
 	now      int64
 	reqID    idletrack.ID // the ID of the cookie value the request carried
+	name     string       // the session cookie's name in the request
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
@@ -103,7 +104,7 @@ func (o *observer) process(code int) {
 			hdr.Del(h.UserHeader)
 		}
 	}
-	sc, hasCookie := sessioncookie.FromResponse(hdr, h.Cookie, unixTime(o.now))
+	sc, hasCookie := sessioncookie.FromResponse(hdr, h.responseCookie(hdr), unixTime(o.now))
 	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
 		// The cookies a session's responses set are its family.
 		h.family().Learn(hdr, o.req.URL.Path)
@@ -135,7 +136,7 @@ func (o *observer) process(code int) {
 	}
 
 	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
-		if id, ok := h.valueID(sc.Raw); ok {
+		if id, ok := h.valueID(sc.Name, sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
 		}
 	} else if o.active && !ended && userSet && user != "" {
@@ -287,7 +288,7 @@ func (o *observer) refuseIssued() {
 	lines := hdr["Set-Cookie"]
 	kept := make([]string, 0, len(lines))
 	for _, l := range lines {
-		if sc, ok := sessioncookie.ParseSetCookie(l, unixTime(o.now)); ok && sc.Name == h.Cookie {
+		if sc, ok := sessioncookie.ParseSetCookie(l, unixTime(o.now)); ok && h.isSessionCookie(sc.Name) {
 			continue
 		}
 		kept = append(kept, l)

@@ -57,7 +57,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, o *observer, re
 // upstream issues survives them).
 func (h *Handler) strip(r *http.Request, o *observer) {
 	o.clears = h.clearLines(r, false)
-	sessioncookie.Strip(r.Header, h.Cookie, h.profile, h.inFamily)
+	name := o.name
+	if name == "" {
+		name = h.Cookie // a pattern that matched nothing: inFamily removes its matches
+	}
+	sessioncookie.Strip(r.Header, name, h.profile, h.inFamily)
 }
 
 // isRedirectTarget reports whether r asks for on_expired redirect's target.
