@@ -28,7 +28,7 @@ import (
 )
 
 const (
-	atkIdle = 5 * time.Second // idle of every attack zone; a login and its admin listing fit well inside
+	atkIdle = 10 * time.Second // idle of every attack zone; a login and its admin listing fit well inside, also at a load of 15 on 2 cores
 	atkUser = "42"            // alice
 )
 
@@ -319,7 +319,7 @@ func (s *atkStack) login(c *atkCase) error {
 		s.discarded[c.Zone] = append(s.discarded[c.Zone], [2]time.Time{began, time.Now()})
 		s.mu.Unlock()
 		c.note("login attempt %d: %v; logged in again", attempt, err)
-		if attempt == 3 {
+		if attempt == 5 {
 			return err
 		}
 	}
