@@ -29,7 +29,7 @@ import (
 
 const (
 	atkIdle = 10 * time.Second // idle of every attack zone; a login and its admin listing fit well inside, also at a load of 15 on 2 cores
-	atkUser = "42"            // alice
+	atkUser = "42"             // alice
 )
 
 // atkModes are the on_expired modes; each gets its own site and zone.
