@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,37 @@ func userHeaderApp(t *testing.T) *httptest.Server {
 	return s
 }
 
+// startSite runs a real Caddy with idle_session (cookie sid, user_header
+// X-Idle-User, status_path /.idlegate/status, plus extra) in front of
+// upstream, on ports of its own, and returns the site's and the admin
+// endpoint's base URLs.
+func startSite(t *testing.T, upstream, extra string) (site, admin string) {
+	adminPort, httpPort := testAdminPort(t), freePort(t)
+	cfg := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	https_port %d
+	default_bind 127.0.0.1
+	auto_https off
+	grace_period 1s
+}
+http://127.0.0.1:%d {
+	idle_session {
+		cookie sid
+		idle 30m
+		user_header X-Idle-User
+		status_path /.idlegate/status
+		store bolt %s
+		%s
+	}
+	reverse_proxy %s
+}
+`, adminPort, httpPort, freePort(t), httpPort, filepath.Join(t.TempDir(), "sessions.db"), extra, strings.TrimPrefix(upstream, "http://"))
+	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort, Certificates: []string{}})
+	tc.InitServer(cfg, "caddyfile")
+	return fmt.Sprintf("http://127.0.0.1:%d", httpPort), fmt.Sprintf("http://localhost:%d", adminPort)
+}
+
 type seenResponse struct {
 	mu       sync.Mutex
 	hints    []textproto.MIMEHeader
@@ -65,7 +97,7 @@ type seenResponse struct {
 // fetch sends GET path (with the session cookie, if any) and records what
 // the client receives: every 1xx response's headers, the final headers,
 // the body and the trailers.
-func fetch(t *testing.T, path, sid string) *seenResponse {
+func fetch(t *testing.T, url, sid string) *seenResponse {
 	t.Helper()
 	seen := &seenResponse{}
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -75,14 +107,14 @@ func fetch(t *testing.T, path, sid string) *seenResponse {
 		seen.hints = append(seen.hints, h)
 		return nil
 	}}
-	req, _ := http.NewRequest(http.MethodGet, "http://localhost:9080"+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	if sid != "" {
 		req.Header.Set("Cookie", "sid="+sid)
 	}
 	resp, err := (&http.Transport{Proxy: nil, DisableKeepAlives: true}).RoundTrip(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body) // trailers arrive after the body
@@ -111,19 +143,16 @@ func leaks(h map[string][]string) string {
 // response, not as an announced trailer, not as a trailer set after the
 // body; with a session and without one. Other hints and trailers pass.
 func TestUserHeaderNotOn1xxOrTrailers(t *testing.T) {
-	useFakeClock(t)
-	up, rc := userHeaderApp(t), newReceiver(t)
-	tc := caddytest.NewTester(t)
-	tc.InitServer(caddyfileFor(t, up.URL, rc.URL, ""), "caddyfile")
+	site, admin := startSite(t, userHeaderApp(t).URL, "")
 
-	login := fetch(t, "/login?user=42", "")
+	login := fetch(t, site+"/login?user=42", "")
 	if l := leaks(login.header); l != "" || login.status != 200 {
 		t.Fatalf("login: %d, leaked %s", login.status, l)
 	}
 	sid := "uh-42"
 	for _, who := range []struct{ name, sid string }{{"session", sid}, {"anonymous", ""}} {
 		t.Run(who.name, func(t *testing.T) {
-			r := fetch(t, "/hints", who.sid)
+			r := fetch(t, site+"/hints", who.sid)
 			if r.status != 200 || len(r.hints) != 1 || r.hintCode[0] != http.StatusEarlyHints {
 				t.Fatalf("hints: %d, 1xx %v", r.status, r.hintCode)
 			}
@@ -137,7 +166,7 @@ func TestUserHeaderNotOn1xxOrTrailers(t *testing.T) {
 				t.Errorf("final response after 103 carries %s", l)
 			}
 
-			r = fetch(t, "/trailer", who.sid)
+			r = fetch(t, site+"/trailer", who.sid)
 			if r.body != "body" {
 				t.Fatalf("trailer: %d %q", r.status, r.body)
 			}
@@ -151,7 +180,7 @@ func TestUserHeaderNotOn1xxOrTrailers(t *testing.T) {
 				t.Errorf("the other trailer was lost: %v", r.trailer)
 			}
 
-			r = fetch(t, "/late-trailer", who.sid)
+			r = fetch(t, site+"/late-trailer", who.sid)
 			if r.body != "body" {
 				t.Fatalf("late trailer: %d %q", r.status, r.body)
 			}
@@ -169,7 +198,7 @@ func TestUserHeaderNotOn1xxOrTrailers(t *testing.T) {
 
 	// Neither the 103 nor a trailer named anyone: the session's user is
 	// still the one the login named.
-	resp, err := http.Get("http://localhost:2999/idle-sessions/")
+	resp, err := http.Get(admin + "/idle-sessions/")
 	if err != nil {
 		t.Fatal(err)
 	}

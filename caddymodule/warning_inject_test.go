@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
@@ -24,7 +23,6 @@ const hostilePage = `<!doctype html><html><head>` +
 // Through a real Caddy, the warning tag lands before the real </head>: the
 // app's markup in attributes, comments and scripts stays what it was.
 func TestInjectWarningHostilePageThroughCaddy(t *testing.T) {
-	useFakeClock(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/login" {
 			http.SetCookie(w, &http.Cookie{Name: "sid", Value: "warn-session", Path: "/"})
@@ -39,12 +37,25 @@ func TestInjectWarningHostilePageThroughCaddy(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	rc := newReceiver(t)
-	tc := caddytest.NewTester(t)
-	tc.InitServer(caddyfileFor(t, up.URL, rc.URL, "inject_warning"), "caddyfile")
+	site, _ := startSite(t, up.URL, "inject_warning")
 
-	do(t, tc, "GET", "/login", "")
-	resp, body := do(t, tc, "GET", "/page", "warn-session", "Sec-Fetch-Dest", "document", "Accept", "text/html")
+	if r := fetch(t, site+"/login", ""); r.status != 200 {
+		t.Fatalf("login: %d", r.status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, site+"/page", nil)
+	req.Header.Set("Cookie", "sid=warn-session")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Accept", "text/html")
+	resp, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(b)
 	if resp.StatusCode != 200 {
 		t.Fatalf("page: %d", resp.StatusCode)
 	}
