@@ -19,6 +19,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	idle_session [<matcher>] {
 //	    cookie           <name>
+//	    cookie_parser    php|django|express|rails|go|safe
 //	    laravel_key      <APP_KEY>
 //	    idle             <duration>
 //	    absolute         <duration>
@@ -70,7 +71,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	textOpts := map[string]*string{
-		"cookie": &h.Cookie, "laravel_key": &h.LaravelKey, "name": &h.Name,
+		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey, "name": &h.Name,
 		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
 	}
 	for d.NextBlock(0) {

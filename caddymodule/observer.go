@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/sessioncookie"
 )
@@ -33,7 +35,8 @@ type observer struct {
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	logout   bool // the request matches a logout matcher
+	logout   bool     // the request matches a logout matcher
+	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
 }
@@ -153,13 +156,23 @@ func (o *observer) process(code int) {
 		}
 	}
 	sc, hasCookie := sessioncookie.FromResponse(hdr, h.Cookie, unixTime(o.now))
+	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
+		// The cookies a session's responses set are its family.
+		h.family().Learn(hdr, o.req.URL.Path)
+	}
+	if len(o.clears) > 0 {
+		hdr["Set-Cookie"] = append(o.clears, hdr["Set-Cookie"]...)
+	}
 	ended := false
 	endSession := func(why string) {
 		if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.String("why", why), zap.Error(err))
 		}
 		ended = true
-		h.addClearCookies(hdr, o.req)
+		// When the upstream's answer leaves the session cookie alone
+		// (DokuWiki keeps the same ID), idlegate clears it: the next page
+		// is the application's, not a refusal.
+		h.addClearLines(hdr, o.req, hasCookie)
 	}
 	if o.active {
 		switch {
@@ -173,8 +186,8 @@ func (o *observer) process(code int) {
 		}
 	}
 
-	if hasCookie && !sc.Deleted && len(sc.Value) <= maxCookieValue {
-		if id, ok := h.valueID(sc.Value); ok {
+	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
+		if id, ok := h.valueID(sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
 		}
 	} else if o.active && !ended && userSet && user != "" {
@@ -241,7 +254,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
 			}
-			h.addClearCookies(o.Header(), o.req)
+			h.addClearLines(o.Header(), o.req, true)
 			o.active = false
 		default:
 			o.rotate(id)
@@ -257,6 +270,10 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	}
 	// A session the upstream has just issued.
 	started, err := z.Start(id, user, o.now)
+	if errors.Is(err, engine.ErrEnded) {
+		o.refuseIssued()
+		return
+	}
 	if err != nil {
 		h.logger.Warn("new session not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
@@ -277,6 +294,10 @@ func (o *observer) rotate(id idletrack.ID) {
 	h, z := o.h, o.h.zone
 	for range maxRotateTries {
 		_, ok, err := z.Rotate(o.session, id, o.now)
+		if errors.Is(err, engine.ErrEnded) {
+			o.refuseIssued()
+			return
+		}
 		if ok {
 			if err != nil {
 				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
@@ -306,6 +327,26 @@ func (o *observer) follow() (string, bool) {
 	}
 	o.session = v.ID
 	return v.User, true
+}
+
+// refuseIssued keeps an ended identity from reaching the client when the
+// upstream issues it again (Laravel answering a request for a session it
+// still holds; an app that keeps the ID idlegate ended): the upstream's
+// Set-Cookie lines for the session cookie give way to one that clears it,
+// and the clear_cookies are cleared too.
+func (o *observer) refuseIssued() {
+	h, hdr := o.h, o.Header()
+	lines := hdr["Set-Cookie"]
+	kept := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if sc, ok := sessioncookie.ParseSetCookie(l, unixTime(o.now)); ok && sc.Name == h.Cookie {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	hdr["Set-Cookie"] = append(kept, h.clearLines(o.req, false)...)
+	metrics.rejected.WithLabelValues(h.Name, "reissued").Inc()
+	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Name))
 }
 
 // stale reports whether the request carried a rotated-away value of its
