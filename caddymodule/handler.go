@@ -554,6 +554,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// session's bookkeeping still happens, on the headers as they are.
 		o.process(http.StatusOK)
 	}
+	o.hideUser() // trailers set after the body
 	return err
 }
 

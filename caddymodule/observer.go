@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -58,11 +59,62 @@ func putObserver(o *observer) {
 }
 
 func (o *observer) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response (103 Early Hints) goes out at once
+		// with the header map as it is, and process reads only the final
+		// one: the user header is kept out of the 1xx and put back for the
+		// final response (Caddy's proxy removes the 1xx's own headers
+		// after sending it anyway).
+		saved := o.hideUser()
+		o.ResponseWriter.WriteHeader(code)
+		maps.Copy(o.Header(), saved)
+		return
+	}
 	if !o.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		o.process(code)
 		o.switched = code == http.StatusSwitchingProtocols
 	}
+	o.hideUser() // announced as a trailer, or already set as one
 	o.ResponseWriter.WriteHeader(code)
+}
+
+// hideUser removes the user header from the response: under any spelling
+// of its name, as a trailer set under http.TrailerPrefix, and from the
+// Trailer header's announcement. It returns the entries it removed.
+// WriteHeader calls it for every status; ServeHTTP again once the body is
+// written, when trailers have been set.
+func (o *observer) hideUser() http.Header {
+	name := o.h.UserHeader
+	if name == "" {
+		return nil
+	}
+	hdr := o.Header()
+	var removed http.Header
+	for k, v := range hdr {
+		if strings.EqualFold(strings.TrimPrefix(k, http.TrailerPrefix), name) {
+			if removed == nil {
+				removed = make(http.Header, 1)
+			}
+			removed[k] = v
+			delete(hdr, k)
+		}
+	}
+	if announced, ok := hdr["Trailer"]; ok {
+		var keep []string
+		for _, v := range announced {
+			for n := range strings.SplitSeq(v, ",") {
+				if n = strings.TrimSpace(n); n != "" && !strings.EqualFold(n, name) {
+					keep = append(keep, n)
+				}
+			}
+		}
+		if len(keep) == 0 {
+			delete(hdr, "Trailer")
+		} else {
+			hdr["Trailer"] = []string{strings.Join(keep, ", ")}
+		}
+	}
+	return removed
 }
 
 func (o *observer) Write(b []byte) (int, error) {
