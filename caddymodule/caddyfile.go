@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    name             <zone>
 //	    user_header      <header>
+//	    user_cookie      <name|prefix*> [<separator>]
 //	    logout {
 //	        <matcher set>
 //	    }
@@ -99,6 +100,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.RememberEnded = dur
 			case "warn_before":
 				h.WarnBefore = dur
+			}
+		case "user_cookie":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("user_cookie: want <name|prefix*> [<separator>]")
+			}
+			h.UserCookie = args[0]
+			if len(args) == 2 {
+				h.UserCookieSeparator = args[1]
 			}
 		case "max_sessions":
 			n, err := intArg(d, opt)

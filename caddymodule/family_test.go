@@ -197,3 +197,48 @@ func TestCookiePattern(t *testing.T) {
 		}
 	}
 }
+
+// TestUserFromACookie: an application that sends no user header still
+// names the user in a cookie it sets at login (WordPress's
+// wordpress_logged_in_<hash> starts with "alice|"). The cookie is believed
+// only on the response that starts or rotates the session: a failed login
+// sets none, and a later page re-setting it changes nothing.
+func TestUserFromACookie(t *testing.T) {
+	clk := useFakeClock(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login":
+			if r.URL.Query().Get("pw") != "right" {
+				w.WriteHeader(http.StatusForbidden) // no cookie: no user
+				return
+			}
+			w.Header().Add("Set-Cookie", fmt.Sprintf("sid=s%d; Path=/", time.Now().UnixNano()))
+			w.Header().Add("Set-Cookie", "wp_li_9f=alice%7C1700000000%7Ctoken; Path=/")
+		case "/profile":
+			w.Header().Add("Set-Cookie", "wp_li_9f=mallory%7C1; Path=/")
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer up.Close()
+	rc := newReceiver(t)
+	tc := caddytest.NewTester(t)
+	cfg := strings.Replace(caddyfileFor(t, up.URL, rc.URL, "user_cookie wp_li_* |\n\t\tcookie_parser php"), "user_header X-Idle-User", "", 1)
+	tc.InitServer(cfg, "caddyfile")
+	do(t, tc, "POST", "/login?pw=wrong", "")
+	resp, _ := do(t, tc, "POST", "/login?pw=right", "")
+	var sid string
+	for _, c := range resp.Cookies() {
+		if c.Name == "sid" {
+			sid = c.Value
+		}
+	}
+	do(t, tc, "GET", "/profile", sid)
+	clk.advance(31 * time.Minute)
+	evs := rc.wait(t, 1)
+	data, _ := evs[0]["data"].(map[string]any)
+	// Had /profile's cookie been believed, mallory would have taken the
+	// session over, ending alice's with reason logout first.
+	if data["user"] != "alice" || data["reason"] != "idle" {
+		t.Fatalf("the first end: user %v, reason %v; want alice (from the login's cookie), idle", data["user"], data["reason"])
+	}
+}

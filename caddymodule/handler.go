@@ -72,6 +72,18 @@ type Handler struct {
 	// removed before the response reaches the client.
 	UserHeader string `json:"user_header,omitempty"`
 
+	// A cookie the upstream sets at login whose value names the user, for
+	// applications that send no user header: a name, or a prefix followed
+	// by '*' (wordpress_logged_in_*). The value is decoded as the
+	// application decodes it (cookie_parser), and cut at UserCookieSeparator
+	// when set. It is believed only on the response that starts or rotates
+	// the session, the answer to a login the application accepted.
+	UserCookie string `json:"user_cookie,omitempty"`
+
+	// With UserCookie: the user is the part of the value before the first
+	// occurrence of this (WordPress: "|").
+	UserCookieSeparator string `json:"user_cookie_separator,omitempty"`
+
 	// Requests that end the session once the upstream answers 2xx or 3xx.
 	LogoutMatchRaw caddyhttp.RawMatcherSets `json:"logout_match,omitempty" caddy:"namespace=http.matchers"`
 
@@ -316,7 +328,7 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 	}
 	cfg := engine.ZoneConfig{
 		Name:       h.Name,
-		UsersKnown: h.UserHeader != "",
+		UsersKnown: h.UserHeader != "" || h.UserCookie != "",
 		Policy: idletrack.Policy{
 			Idle:          time.Duration(h.Idle),
 			Absolute:      time.Duration(h.Absolute),
@@ -391,6 +403,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.StatusPath != "" && !strings.HasPrefix(h.StatusPath, "/") {
 		return bad("status_path", "%q must start with /", h.StatusPath)
+	}
+	if h.UserCookie != "" {
+		if base, _ := strings.CutSuffix(h.UserCookie, "*"); !sessioncookie.ValidName(base) || strings.Contains(base, "*") {
+			return bad("user_cookie", "%q is not a cookie name, nor a name prefix followed by a single trailing '*'", h.UserCookie)
+		}
 	}
 	if h.UserHeader != "" && !validHeaderName(h.UserHeader) {
 		return bad("user_header", "%q is not a valid header name", h.UserHeader)

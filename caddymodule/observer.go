@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -157,6 +158,11 @@ func (o *observer) process(code int) {
 		}
 	}
 	sc, hasCookie := sessioncookie.FromResponse(hdr, h.responseCookie(hdr), unixTime(o.now))
+	if !userSet && h.UserCookie != "" && hasCookie && !sc.Deleted {
+		// The session starts or rotates on this response (cookieSet
+		// decides which): the answer to a login the application accepted.
+		user, userSet = h.cookieUser(hdr)
+	}
 	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
 		// The cookies a session's responses set are its family.
 		h.family().Learn(hdr, o.req.URL.Path)
@@ -354,6 +360,25 @@ func (o *observer) refuseIssued() {
 // session (one still inside rotation_grace) rather than the current one.
 func (o *observer) stale() bool {
 	return o.active && o.reqID != o.session
+}
+
+// cookieUser reads the user from the user_cookie the response sets.
+func (h *Handler) cookieUser(hdr http.Header) (string, bool) {
+	base, prefix := strings.CutSuffix(h.UserCookie, "*")
+	for _, line := range hdr["Set-Cookie"] {
+		c, ok := sessioncookie.ParseSetCookie(line, time.Time{})
+		if !ok || c.Deleted || !(c.Name == h.UserCookie || prefix && strings.HasPrefix(c.Name, base)) {
+			continue
+		}
+		v := sessioncookie.Decode(c.Raw, h.profile)
+		if h.UserCookieSeparator != "" {
+			v, _, _ = strings.Cut(v, h.UserCookieSeparator)
+		}
+		if u, ok := cleanUser(v); ok && u != "" {
+			return u, true
+		}
+	}
+	return "", false
 }
 
 // cleanUser accepts a user header value: valid UTF-8, no control characters
