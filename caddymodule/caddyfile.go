@@ -18,7 +18,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	idle_session [<matcher>] {
-//	    cookie           <name>
+//	    cookie           <name>|<prefix>*
 //	    cookie_parser    php|django|express|rails|go|safe
 //	    laravel_key      <APP_KEY>
 //	    idle             <duration>
@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    zone             <zone>         (alias: name)
 //	    user_header      <header>
+//	    user_cookie      <name|prefix*> [<separator>]
 //	    logout {
 //	        <matcher set>
 //	    }
@@ -108,6 +109,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.RememberEnded = dur
 			case "warn_before":
 				h.WarnBefore = dur
+			}
+		case "user_cookie":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("user_cookie: want <name|prefix*> [<separator>]")
+			}
+			h.UserCookie = args[0]
+			if len(args) == 2 {
+				h.UserCookieSeparator = args[1]
 			}
 		case "max_sessions":
 			n, err := intArg(d, opt)

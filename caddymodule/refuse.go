@@ -9,11 +9,10 @@ import (
 )
 
 // refuse answers a request of an ended session per on_expired, clearing the
-// session cookie and the clear_cookies.
+// session's cookies.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) error {
 	hdr := w.Header()
-	h.addClearCookies(hdr, r)
-	hdr.Add("Set-Cookie", clearSession(h.Cookie))
+	h.addClearLines(hdr, r, false)
 	hdr.Set("Cache-Control", "no-store")
 	if h.OnExpired.Mode == "redirect" && isBrowserNavigation(r) {
 		http.Redirect(w, r, h.OnExpired.URL, http.StatusSeeOther)
@@ -36,55 +35,38 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) 
 }
 
 // reject counts a refused request under reason and answers it per
-// on_expired; with strip, it only prepares the request to go on without
-// the session (the caller forwards it).
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request, reason string) error {
+// on_expired. With strip — and with redirect for a request to the redirect
+// target itself, which must never be redirected again (a loop, when the
+// clearing cannot take) — it only prepares the request to go on without
+// the session, and reports forward.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, o *observer, reason string) (forward bool, err error) {
 	metrics.rejected.WithLabelValues(h.Name, reason).Inc()
-	if h.OnExpired.Mode != "strip" {
-		return h.refuse(w, r, reason)
+	if h.OnExpired.Mode != "strip" && !h.isRedirectTarget(r) {
+		return false, h.refuse(w, r, reason)
 	}
-	h.strip(w, r)
-	return nil
+	h.strip(r, o)
+	return true, nil
 }
 
-// strip forwards a refused request without the session: every pair the
-// application would read as the session cookie, however spelled, and every
-// clear_cookies match go. The upstream sees a signed-out visitor. The
-// response still clears the cookies, which are looked up first.
-func (h *Handler) strip(w http.ResponseWriter, r *http.Request) {
-	h.addClearCookies(w.Header(), r)
-	w.Header().Add("Set-Cookie", clearSession(h.Cookie))
-	var also func(string) bool
-	if h.clear != nil {
-		also = h.clear.Match
+// strip readies a refused request to go on without the session: every pair
+// the application would read as the session cookie, however spelled, every
+// clear_cookies match and every cookie of the session's family go, and the
+// upstream sees a signed-out visitor. The response clears them all (the
+// lines are computed from the request before anything is removed, and are
+// put before the upstream's own Set-Cookie lines, so a fresh session the
+// upstream issues survives them).
+func (h *Handler) strip(r *http.Request, o *observer) {
+	o.clears = h.clearLines(r, false)
+	name := o.name
+	if name == "" {
+		name = h.Cookie // a pattern that matched nothing: inFamily removes its matches
 	}
-	sessioncookie.Strip(r.Header, h.Cookie, h.profile, also)
+	sessioncookie.Strip(r.Header, name, h.profile, h.inFamily)
 }
 
-// addClearCookies adds Set-Cookie lines that delete the clear_cookies: every
-// exact name, and the request's cookies that match a prefix, also under the
-// names the application normalizes them to (PHP reads remember.web_x as
-// remember_web_x).
-func (h *Handler) addClearCookies(hdr http.Header, r *http.Request) {
-	if h.clear == nil {
-		return
-	}
-	seen := map[string]bool{}
-	for _, p := range h.ClearCookies {
-		if !strings.HasSuffix(p, "*") && !seen[p] {
-			seen[p] = true
-			hdr.Add("Set-Cookie", sessioncookie.Clear(p, "/", ""))
-		}
-	}
-	if r == nil {
-		return
-	}
-	for name := range sessioncookie.Names(r.Header) {
-		if !seen[name] && sessioncookie.NameMatches(name, h.clear.Match) {
-			seen[name] = true
-			hdr.Add("Set-Cookie", sessioncookie.Clear(name, "/", ""))
-		}
-	}
+// isRedirectTarget reports whether r asks for on_expired redirect's target.
+func (h *Handler) isRedirectTarget(r *http.Request) bool {
+	return h.redirectPath != "" && r.URL.Path == h.redirectPath && (h.redirectHost == "" || strings.EqualFold(h.redirectHost, r.Host))
 }
 
 // isBrowserNavigation decides whether a refused request is a top-level
@@ -124,6 +106,3 @@ func acceptsJSON(r *http.Request) bool {
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns) }
-
-// clearSession is the Set-Cookie value that deletes the session cookie.
-func clearSession(name string) string { return sessioncookie.Clear(name, "/", "") }

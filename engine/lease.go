@@ -225,7 +225,7 @@ func cfgDiff(a, b *ZoneConfig) string {
 		d = append(d, "policy")
 	}
 	if a.UsersKnown != b.UsersKnown {
-		d = append(d, "user_header")
+		d = append(d, "users")
 	}
 	if !sameWebhook(a.Webhook, b.Webhook) {
 		d = append(d, "webhook")
@@ -251,8 +251,8 @@ func describe(c *ZoneConfig, diff string) string {
 			p := c.Policy
 			parts = append(parts, fmt.Sprintf("idle %s, absolute %s, rotation_grace %s, remember_ended %s, max_sessions %d",
 				dur(p.Idle), dur(p.Absolute), dur(p.RotationGrace), dur(p.RememberEnded), p.MaxSessions))
-		case "user_header":
-			parts = append(parts, fmt.Sprintf("user_header set: %t", c.UsersKnown))
+		case "users":
+			parts = append(parts, fmt.Sprintf("user_header or user_cookie set: %t", c.UsersKnown))
 		case "webhook":
 			w := c.Webhook
 			switch {

@@ -66,7 +66,8 @@ func ParseProfile(s string) (Profile, error) {
 
 // DefaultProfile chooses the profile from the cookie name where the name
 // says unambiguously which framework set it: PHPSESSID and laravel_session
-// (PHP), sessionid (Django), connect.sid (Express), _<app>_session (Rails).
+// (PHP), sessionid (Django), connect.sid (Express), _<app>_session (Rails),
+// wordpress_* (PHP).
 // Any other name gets ProfileSafe.
 func DefaultProfile(cookieName string) Profile {
 	switch cookieName {
@@ -79,6 +80,9 @@ func DefaultProfile(cookieName string) Profile {
 	}
 	if len(cookieName) > len("__session") && strings.HasPrefix(cookieName, "_") && strings.HasSuffix(cookieName, "_session") {
 		return ProfileRails
+	}
+	if strings.HasPrefix(cookieName, "wordpress_") {
+		return ProfilePHP
 	}
 	return ProfileSafe
 }
@@ -589,7 +593,10 @@ func rebuild(h http.Header, name string, p Profile, also func(string) bool, keep
 			if t == "" {
 				continue
 			}
-			if match(chunk, name, p) != noMatch || p != ProfileSafe && match(chunk, name, ProfileSafe) != noMatch {
+			// The chunk is forwarded trimmed, so it must not be read as
+			// the session cookie trimmed either ("laravel session " is no
+			// pair to PHP, "laravel session" is).
+			if isSession(chunk, name, p) || isSession(t, name, p) {
 				if keep != "" {
 					kept = append(kept, keep)
 					keep = ""
@@ -608,6 +615,12 @@ func rebuild(h http.Header, name string, p Profile, also func(string) bool, keep
 	}
 }
 
+// isSession reports whether chunk is read as the session cookie by an
+// application of profile p or, being removed either way, of any known one.
+func isSession(chunk, name string, p Profile) bool {
+	return match(chunk, name, p) != noMatch || p != ProfileSafe && match(chunk, name, ProfileSafe) != noMatch
+}
+
 // alsoMatches applies also to a pair's name.
 func alsoMatches(chunk string, also func(string) bool) bool {
 	key, _, _ := strings.Cut(chunk, "=")
@@ -624,22 +637,54 @@ func alsoMatches(chunk string, also func(string) bool) bool {
 // base of an array, percent-decoded), so that a mangled remember-me cookie
 // is matched like the real one.
 func NameMatches(name string, match func(string) bool) bool {
+	_, ok := normalizedMatch(name, match)
+	return ok
+}
+
+// normalizedMatch returns the first of name's readings (see NameMatches)
+// that match accepts.
+func normalizedMatch(name string, match func(string) bool) (string, bool) {
 	k := trimPy(name)
 	if match(k) {
-		return true
+		return k, true
 	}
 	if br := strings.IndexByte(k, '['); br >= 0 && match(k[:br]) {
-		return true
+		return k[:br], true
 	}
-	if strings.ContainsAny(k, " .[") && match(phpMangler.Replace(k)) {
-		return true
+	if strings.ContainsAny(k, " .[") {
+		if m := phpMangler.Replace(k); match(m) {
+			return m, true
+		}
 	}
 	if strings.ContainsAny(k, "%+") {
 		if d, ok := formDecode(k); ok && match(d) {
-			return true
+			return d, true
 		}
 	}
-	return false
+	return "", false
+}
+
+// NameIn returns the cookie name in h's Cookie lines that match accepts,
+// read as the known parsers normalize names (see NameMatches), and whether
+// several different names are there. It is how a cookie given as a
+// pattern (wordpress_logged_in_*) finds the name a request uses.
+func NameIn(h http.Header, match func(string) bool) (name string, several bool) {
+	for _, line := range h["Cookie"] {
+		for chunk := range strings.SplitSeq(line, ";") {
+			key, _, _ := strings.Cut(chunk, "=")
+			for part := range strings.SplitSeq(key, ",") {
+				n, ok := normalizedMatch(part, match)
+				switch {
+				case !ok:
+				case name == "":
+					name = n
+				case n != name:
+					return name, true
+				}
+			}
+		}
+	}
+	return name, false
 }
 
 var phpMangler = strings.NewReplacer(" ", "_", ".", "_", "[", "_")
