@@ -68,8 +68,7 @@ type Handler struct {
 	// the name the admin API, metrics and webhooks use. Handlers of one
 	// config that name the same zone must configure it alike (idle,
 	// absolute, rotation_grace, remember_ended, max_sessions, user_header or
-	// user_cookie,
-	// webhook); give each site its own zone when they differ.
+	// user_cookie, webhook); give each site its own zone when they differ.
 	// Default: the cookie name.
 	Name string `json:"zone,omitempty"`
 
