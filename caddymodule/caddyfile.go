@@ -1,18 +1,74 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/idlegate/idlegate/engine"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if err := claimZone(h, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// zoneClaim is a zone as the first idle_session of a Caddyfile that names
+// it configures it.
+type zoneClaim struct {
+	at  string // file:line of the directive
+	cfg engine.ZoneConfig
+}
+
+// claimZone fails when m gives a zone other settings than an earlier
+// idle_session of the same Caddyfile did, naming both directives by file
+// and line. (Provision checks the same for JSON configs, where only the
+// handlers' settings and servers can name them.)
+func claimZone(h httpcaddyfile.Helper, m *Handler) error {
+	if h.State == nil {
+		return nil
+	}
+	// A copy, with the defaults applied: the adapted JSON keeps only what
+	// was written.
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var c Handler
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	c.applyDefaults()
+	if c.Validate() != nil {
+		return nil // reported at load, naming the option
+	}
+	store, err := storeKey(c.Store)
+	if err != nil {
+		return nil
+	}
+	claims, _ := h.State["idle_session.zones"].(map[string]zoneClaim)
+	if claims == nil {
+		claims = make(map[string]zoneClaim)
+		h.State["idle_session.zones"] = claims
+	}
+	cur := zoneClaim{at: "the idle_session at " + m.at, cfg: c.zoneConfig()}
+	key := store + "\x00" + c.Name
+	if first, ok := claims[key]; ok {
+		return engine.Conflict(first.cfg, first.at, cur.cfg, cur.at)
+	}
+	claims[key] = cur
+	return nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -72,6 +128,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // matches; clear_cookies lists add up), and so may addrs under store redis.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
+	h.at = fmt.Sprintf("%s:%d", d.File(), d.Line())
 	if d.NextArg() {
 		return d.ArgErr()
 	}

@@ -156,6 +156,7 @@ type Handler struct {
 	redirectPath string
 	channel      string // the warning's BroadcastChannel name
 	script       string // the warning script's path (under status_path)
+	at           string // Caddyfile file:line of the directive, for errors
 }
 
 // StoreConfig selects the session store.
@@ -215,68 +216,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // engine of its store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Name == "" {
-		h.Name = h.NameAlias // (Validate refuses two different values)
-	}
-	if h.Name == "" {
-		h.Name = h.Cookie
-	}
-	def := idletrack.DefaultPolicy() // the defaults live there, and in webhook's constants
-	if h.Idle == 0 {
-		h.Idle = caddy.Duration(def.Idle)
-	}
-	if h.RememberEnded == 0 {
-		h.RememberEnded = caddy.Duration(def.RememberEnded)
-	}
-	if h.MaxSessions == 0 {
-		h.MaxSessions = def.MaxSessions
-	}
-	if h.WarnBefore == 0 {
-		h.WarnBefore = h.defaultWarnBefore()
-	}
-	h.channel = channelName(h.Name)
-	h.script = scriptPath(h.StatusPath)
-	if h.OnExpired == nil {
-		h.OnExpired = &OnExpired{}
-	}
-	if h.OnExpired.Mode == "" {
-		h.OnExpired.Mode = "status"
-	}
-	if h.OnExpired.StatusCode == 0 {
-		h.OnExpired.StatusCode = http.StatusUnauthorized
-	}
-	if h.OnExpired.Mode == "redirect" {
-		if u, err := url.Parse(h.OnExpired.URL); err == nil {
-			h.redirectHost, h.redirectPath = u.Host, u.Path
-		}
-	}
-	h.cookiePrefix, _ = strings.CutSuffix(h.Cookie, "*")
-	if h.cookiePrefix == h.Cookie {
-		h.cookiePrefix = ""
-	}
-	if h.CookieParser == "" {
-		h.CookieParser = sessioncookie.DefaultProfile(strings.TrimSuffix(h.Cookie, "*")).String()
-		if h.LaravelKey != "" {
-			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
-		}
-	}
-	if h.Store == nil {
-		h.Store = &StoreConfig{}
-	}
-	if h.Store.Type == "" {
-		h.Store.Type = "bolt"
-	}
-	if h.Webhook != nil {
-		if h.Webhook.Timeout == 0 {
-			h.Webhook.Timeout = caddy.Duration(webhook.DefaultTimeout)
-		}
-		if h.Webhook.MaxAttempts == 0 {
-			h.Webhook.MaxAttempts = webhook.DefaultMaxAttempts
-		}
-		if len(h.Webhook.Events) == 0 {
-			h.Webhook.Events = []string{"ended"}
-		}
-	}
+	h.applyDefaults()
 	// Check now, so a bad value fails at load naming the option, before
 	// anything is opened.
 	if err := h.Validate(); err != nil {
@@ -339,6 +279,74 @@ func (h *Handler) site(ctx caddy.Context) string {
 		s += " on the server listening on " + strings.Join(srv.Listen, " ")
 	}
 	return s
+}
+
+// applyDefaults fills in what the config left out (and what follows from
+// it). The defaults themselves live in idletrack.DefaultPolicy and in
+// webhook's constants.
+func (h *Handler) applyDefaults() {
+	if h.Name == "" {
+		h.Name = h.NameAlias // (Validate refuses two different values)
+	}
+	if h.Name == "" {
+		h.Name = h.Cookie
+	}
+	def := idletrack.DefaultPolicy() // the defaults live there, and in webhook's constants
+	if h.Idle == 0 {
+		h.Idle = caddy.Duration(def.Idle)
+	}
+	if h.RememberEnded == 0 {
+		h.RememberEnded = caddy.Duration(def.RememberEnded)
+	}
+	if h.MaxSessions == 0 {
+		h.MaxSessions = def.MaxSessions
+	}
+	if h.WarnBefore == 0 {
+		h.WarnBefore = h.defaultWarnBefore()
+	}
+	h.channel = channelName(h.Name)
+	h.script = scriptPath(h.StatusPath)
+	if h.OnExpired == nil {
+		h.OnExpired = &OnExpired{}
+	}
+	if h.OnExpired.Mode == "" {
+		h.OnExpired.Mode = "status"
+	}
+	if h.OnExpired.StatusCode == 0 {
+		h.OnExpired.StatusCode = http.StatusUnauthorized
+	}
+	if h.OnExpired.Mode == "redirect" {
+		if u, err := url.Parse(h.OnExpired.URL); err == nil {
+			h.redirectHost, h.redirectPath = u.Host, u.Path
+		}
+	}
+	h.cookiePrefix, _ = strings.CutSuffix(h.Cookie, "*")
+	if h.cookiePrefix == h.Cookie {
+		h.cookiePrefix = ""
+	}
+	if h.CookieParser == "" {
+		h.CookieParser = sessioncookie.DefaultProfile(strings.TrimSuffix(h.Cookie, "*")).String()
+		if h.LaravelKey != "" {
+			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
+		}
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{}
+	}
+	if h.Store.Type == "" {
+		h.Store.Type = "bolt"
+	}
+	if h.Webhook != nil {
+		if h.Webhook.Timeout == 0 {
+			h.Webhook.Timeout = caddy.Duration(webhook.DefaultTimeout)
+		}
+		if h.Webhook.MaxAttempts == 0 {
+			h.Webhook.MaxAttempts = webhook.DefaultMaxAttempts
+		}
+		if len(h.Webhook.Events) == 0 {
+			h.Webhook.Events = []string{"ended"}
+		}
+	}
 }
 
 func (h *Handler) zoneConfig() engine.ZoneConfig {

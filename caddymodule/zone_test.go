@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -71,17 +72,37 @@ func TestOneConfigCannotGiveOneZoneTwoSettings(t *testing.T) {
 	tc := caddytest.NewTester(t)
 	tc.InitServer(zoneSites(up.URL, site("30m", "")), "caddyfile")
 
+	// In a Caddyfile, both directives are named by file and line.
 	code, body := loadCaddyfile(t, zoneSites(up.URL, site("5m", ""), site("10m", "\t\twebhook http://127.0.0.1:1/b {\n\t\t\tsecret "+testSecret+"\n\t\t}\n")))
 	if code == http.StatusOK {
 		t.Fatal("two sites giving zone sid different settings must fail at load")
 	}
-	for _, want := range []string{`http.handlers.idle_session: zone "sid" is configured twice`, "idle 5m0s", "idle 10m0s", "no webhook", "webhook http://127.0.0.1:1/b", "cookie sid on the server listening on :9080"} {
+	for _, want := range []string{`zone "sid" is configured twice`, "the idle_session at Caddyfile:7 (idle 5m0s", "the idle_session at Caddyfile:16 (idle 10m0s", "no webhook", "webhook http://127.0.0.1:1/b"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("load error %q should contain %q", body, want)
 		}
 	}
 	if strings.Contains(body, strings.TrimPrefix(testSecret, "whsec_")) {
 		t.Errorf("the load error must not show the secret: %q", body)
+	}
+	// In JSON, Provision finds it, naming the handlers by cookie, server
+	// and settings.
+	handler := func(idle string) string {
+		return fmt.Sprintf(`{"handler": "idle_session", "cookie": "sid", "idle": %q, "store": {"type": "bolt", "path": %q}}`, idle, db)
+	}
+	js := fmt.Sprintf(`{"admin": {"listen": "localhost:2999"}, "apps": {"http": {"servers": {"srv0": {"listen": [":9080"], "routes": [
+		{"match": [{"host": ["localhost"]}], "handle": [%s]},
+		{"match": [{"host": ["127.0.0.1"]}], "handle": [%s]}]}}}}}`, handler("5m"), handler("10m"))
+	resp, err := http.Post("http://localhost:2999/load", "application/json", strings.NewReader(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jbody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`http.handlers.idle_session: zone \"sid\" is configured twice`, "the idle_session with cookie sid on the server listening on :9080 (idle 5m0s", "(idle 10m0s"} {
+		if resp.StatusCode == http.StatusOK || !strings.Contains(string(jbody), want) {
+			t.Errorf("JSON load: %d %s, want %q", resp.StatusCode, jbody, want)
+		}
 	}
 	// The refused config leaves the running one's settings in force.
 	if _, z, ok := runningZone(t, db, "sid"); !ok || z.Config().Policy.Idle != 30*time.Minute {

@@ -155,9 +155,8 @@ func (e *Engine) addLease(z *Zone, cfg ZoneConfig, h Holder) (*Lease, ZoneConfig
 			if o.h.Config != h.Config {
 				continue
 			}
-			if diff := cfgDiff(&o.cfg, &cfg); diff != "" {
-				return nil, ZoneConfig{}, fmt.Errorf("zone %q is configured twice with different settings: %s (%s) and %s (%s); give each its own zone, or the same settings",
-					cfg.Name, o.h.Site, describe(&o.cfg, diff), h.Site, describe(&cfg, diff))
+			if err := Conflict(o.cfg, o.h.Site, cfg, h.Site); err != nil {
+				return nil, ZoneConfig{}, err
 			}
 		}
 	}
@@ -216,6 +215,18 @@ func (e *Engine) retire(z *Zone) error {
 		return nil
 	}
 	return e.enqueue(&b, true)
+}
+
+// Conflict returns an error naming both sites and their differing
+// settings when a (configured by siteA) and b (by siteB) give one zone
+// different settings, and nil when they agree.
+func Conflict(a ZoneConfig, siteA string, b ZoneConfig, siteB string) error {
+	diff := cfgDiff(&a, &b)
+	if diff == "" {
+		return nil
+	}
+	return fmt.Errorf("zone %q is configured twice with different settings: %s (%s) and %s (%s); give each its own zone, or the same settings",
+		b.Name, siteA, describe(&a, diff), siteB, describe(&b, diff))
 }
 
 // cfgDiff names the settings in which a and b differ ("" when alike).
