@@ -398,45 +398,50 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 		t.Logf("%s: %s", k, v)
 	}
 
-	// The values say what happened, not just that something is there.
-	for _, w := range []struct {
-		expr   string
-		series []string // fmt.Sprint of each label set that must be >= 1
-	}{
-		{`sum by (zone, reason) (caddy_idle_session_ended_total)`,
-			[]string{"map[reason:logout zone:shop]", "map[reason:idle zone:shop]", "map[reason:logout zone:admin]"}},
-		{`sum by (reason) (caddy_idle_session_rejected_total{zone="shop"})`, []string{"map[reason:idle]"}},
-		{`sum by (outcome) (caddy_idle_session_webhook_deliveries_total)`, []string{"map[outcome:success]", "map[outcome:dead]"}},
-		{`sum(caddy_idle_session_active{zone="shop"})`, []string{"map[]"}},
-		{`sum(caddy_idle_session_webhook_lag_seconds_count)`, []string{"map[]"}},
-	} {
-		s, err := prom.Query(w.expr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range w.series {
-			found := false
-			for _, x := range s {
-				found = found || (fmt.Sprint(x.Metric) == want && x.float() >= 1)
+	// The values say what happened, not just that something is there. The
+	// counters' series exist at 0 from the start (so that rate() sees the
+	// first event), and Prometheus scrapes every second: wait for the
+	// values, with a deadline.
+	Eventually(t, 60*time.Second, time.Second, func() error {
+		for _, w := range []struct {
+			expr   string
+			series []string // fmt.Sprint of each label set that must be >= 1
+		}{
+			{`sum by (zone, reason) (caddy_idle_session_ended_total)`,
+				[]string{"map[reason:logout zone:shop]", "map[reason:idle zone:shop]", "map[reason:logout zone:admin]"}},
+			{`sum by (reason) (caddy_idle_session_rejected_total{zone="shop"})`, []string{"map[reason:idle]"}},
+			{`sum by (outcome) (caddy_idle_session_webhook_deliveries_total)`, []string{"map[outcome:success]", "map[outcome:dead]"}},
+			{`sum(caddy_idle_session_active{zone="shop"})`, []string{"map[]"}},
+			{`sum(caddy_idle_session_webhook_lag_seconds_count)`, []string{"map[]"}},
+		} {
+			s, err := prom.Query(w.expr)
+			if err != nil {
+				return err
 			}
-			if !found {
-				t.Errorf("%s: no series %s >= 1 in %+v", w.expr, want, s)
+			for _, want := range w.series {
+				found := false
+				for _, x := range s {
+					found = found || (fmt.Sprint(x.Metric) == want && x.float() >= 1)
+				}
+				if !found {
+					return fmt.Errorf("%s: no series %s >= 1 in %+v", w.expr, want, s)
+				}
 			}
 		}
-	}
-
-	// The dashboard's own "in range" counts see the first event of each
-	// label set (see the panel descriptions).
-	for _, q := range queries {
-		min, ok := map[string]float64{"Session ends (range)": 3, "Refused requests (range)": 1, "Dead letters (range)": 1}[q.Panel]
-		if !ok {
-			continue
+		// The dashboard's own "in range" counts see the first event of each
+		// label set (see the panel descriptions).
+		for _, q := range queries {
+			min, ok := map[string]float64{"Session ends (range)": 3, "Refused requests (range)": 1, "Dead letters (range)": 1}[q.Panel]
+			if !ok {
+				continue
+			}
+			s, err := prom.Query(q.Expr)
+			if err != nil || len(s) != 1 || s[0].float() < min {
+				return fmt.Errorf("%s: %+v %v, want a value >= %g", q.Panel, s, err, min)
+			}
 		}
-		s, err := prom.Query(q.Expr)
-		if err != nil || len(s) != 1 || s[0].float() < min {
-			t.Errorf("%s: %+v %v, want a value >= %g", q.Panel, s, err, min)
-		}
-	}
+		return nil
+	})
 
 	// The rules are loaded and evaluate; the dead letter fires its alert
 	// and nothing else does.
