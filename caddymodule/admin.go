@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,7 +106,7 @@ func toJSON(z *engine.Zone, s idletrack.Session, now int64) sessionJSON {
 		StartedAt:        time.Unix(0, s.OnlineSince()).UTC(),
 		LastActivityAt:   time.Unix(0, s.LastActivity).UTC(),
 		ExpiresAt:        time.Unix(0, at).UTC(),
-		RemainingSeconds: max(0, (at-now)/int64(time.Second)),
+		RemainingSeconds: idletrack.RemainingSeconds(at, now),
 		Requests:         s.Requests,
 	}
 	if s.User != "" {
@@ -259,7 +258,7 @@ func (adminAPI) revokeOne(w http.ResponseWriter, r *http.Request, short string) 
 	if len(short) != 16 || strings.Trim(short, "0123456789abcdef") != "" {
 		return apiErr(http.StatusBadRequest, "%q is not a session: want the 16 hex digits the API lists", short)
 	}
-	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.ID.Short() == short })
+	n, err := revoke(r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.ID.Short() == short })
 	if errors.As(err, new(caddy.APIError)) {
 		return err
 	}
@@ -279,7 +278,7 @@ func (adminAPI) revokeUser(w http.ResponseWriter, r *http.Request) error {
 	if user == "" {
 		return apiErr(http.StatusBadRequest, "name the user: DELETE /idle-sessions/?user=<id>")
 	}
-	n, err := revoke(r.Context(), r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.User == user })
+	n, err := revoke(r.URL.Query().Get("zone"), func(s idletrack.Session) bool { return s.User == user })
 	if errors.As(err, new(caddy.APIError)) {
 		return err
 	}
@@ -292,7 +291,7 @@ func (adminAPI) revokeUser(w http.ResponseWriter, r *http.Request) error {
 // revoke ends every session that match selects with reason revoked. Each
 // end is durable, with its webhook queued, before revoke returns; the
 // engine then closes the session's open WebSockets.
-func revoke(_ context.Context, zone string, match func(idletrack.Session) bool) (int, error) {
+func revoke(zone string, match func(idletrack.Session) bool) (int, error) {
 	n := 0
 	var errs []error
 	err := eachZone(zone, func(se *sharedEngine, z *engine.Zone) {

@@ -31,7 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        addrs       <host:port>...
 //	        master_name <name>
 //	    }
-//	    name             <zone>
+//	    zone             <zone>         (alias: name)
 //	    user_header      <header>
 //	    user_cookie      <name|prefix*> [<separator>]
 //	    logout {
@@ -66,17 +66,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        include_anonymous
 //	    }
 //	}
+//
+// Each option is given once; logout, passive and clear_cookies may repeat
+// (every logout or passive block is one more matcher set, any of which
+// matches; clear_cookies lists add up), and so may addrs under store redis.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	textOpts := map[string]*string{
-		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey, "name": &h.Name,
+		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey,
+		"zone": &h.Name, "name": &h.Name, // name: the former spelling of zone
 		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
 	}
+	once := onceChecker{repeat: map[string]bool{"logout": true, "passive": true, "clear_cookies": true}, alias: map[string]string{"name": "zone"}}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if err := once.check(d, "", opt); err != nil {
+			return err
+		}
 		if dst, ok := textOpts[opt]; ok {
 			if err := setOneArg(d, dst); err != nil {
 				return err
@@ -164,6 +173,35 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// onceChecker refuses an option given twice in one block, where the second
+// would silently replace the first.
+type onceChecker struct {
+	seen   map[string]bool
+	repeat map[string]bool   // options that may repeat
+	alias  map[string]string // other spellings of an option
+}
+
+func (o *onceChecker) check(d *caddyfile.Dispenser, block, opt string) error {
+	if o.repeat[opt] {
+		return nil
+	}
+	key := opt
+	if a, ok := o.alias[opt]; ok {
+		key = a
+	}
+	if o.seen[key] {
+		if key != opt {
+			return d.Errf("%s%s: given twice (%s is an alias of %s); set it once", block, key, opt, key)
+		}
+		return d.Errf("%s%s: given twice; set it once", block, opt)
+	}
+	if o.seen == nil {
+		o.seen = make(map[string]bool)
+	}
+	o.seen[key] = true
+	return nil
+}
+
 // setOneArg sets *dst to the option's single value.
 func setOneArg(d *caddyfile.Dispenser, dst *string) error {
 	v, err := oneArg(d)
@@ -227,8 +265,12 @@ func (h *Handler) parseStore(d *caddyfile.Dispenser) error {
 			s.URL = d.Val()
 		}
 		textOpts := map[string]*string{"prefix": &s.Prefix, "password": &s.Password, "master_name": &s.MasterName}
+		once := onceChecker{repeat: map[string]bool{"addrs": true}}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			sub := d.Val()
+			if err := once.check(d, "store redis ", sub); err != nil {
+				return err
+			}
 			if dst, ok := textOpts[sub]; ok {
 				if err := setOneArg(d, dst); err != nil {
 					return err
@@ -239,6 +281,9 @@ func (h *Handler) parseStore(d *caddyfile.Dispenser) error {
 			case "addrs":
 				s.Addrs = append(s.Addrs, d.RemainingArgs()...)
 			case "tls":
+				if d.NextArg() {
+					return d.Errf("store redis tls: takes no value, got %q; write tls alone to use TLS, leave it out for none (a rediss:// URL uses TLS too)", d.Val())
+				}
 				s.TLS = true
 			default:
 				return d.Errf("store redis: unknown option %q", sub)
@@ -294,8 +339,13 @@ func (h *Handler) parseWebhook(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("webhook: too many values")
 	}
+	var once onceChecker
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch sub := d.Val(); sub {
+		sub := d.Val()
+		if err := once.check(d, "webhook ", sub); err != nil {
+			return err
+		}
+		switch sub {
 		case "secret":
 			if err := setOneArg(d, &w.Secret); err != nil {
 				return err
@@ -337,8 +387,12 @@ func (h *Handler) parseWarning(d *caddyfile.Dispenser) error {
 		return d.Errf("warning: takes a block, not values")
 	}
 	textOpts := map[string]*string{"lang": &w.Lang, "title": &w.Title, "body": &w.Body, "stay": &w.Stay, "sign_out": &w.SignOut}
+	var once onceChecker
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
+		if err := once.check(d, "warning ", sub); err != nil {
+			return err
+		}
 		if dst, ok := textOpts[sub]; ok {
 			if err := setOneArg(d, dst); err != nil {
 				return err

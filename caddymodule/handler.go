@@ -64,9 +64,17 @@ type Handler struct {
 	// <caddy data dir>/idlegate/sessions.db.
 	Store *StoreConfig `json:"store,omitempty"`
 
-	// Namespaces sessions when one store serves several sites.
+	// The zone: the namespace of the handler's sessions in the store, and
+	// the name the admin API, metrics and webhooks use. Handlers of one
+	// config that name the same zone must configure it alike (idle,
+	// absolute, rotation_grace, remember_ended, max_sessions, user_header or
+	// user_cookie, webhook); give each site its own zone when they differ.
 	// Default: the cookie name.
-	Name string `json:"name,omitempty"`
+	Name string `json:"zone,omitempty"`
+
+	// An alias of zone, its former name; accepted in JSON and the
+	// Caddyfile. Setting both to different values is an error.
+	NameAlias string `json:"name,omitempty"`
 
 	// An upstream response header that names the signed-in user. It is
 	// removed before the response reaches the client.
@@ -140,6 +148,7 @@ type Handler struct {
 	clear        *sessioncookie.Matcher
 	poolKey      string
 	shared       *sharedEngine
+	lease        *engine.Lease // this handler's reference to its zone
 	zone         *engine.Zone
 	logger       *zap.Logger
 	fam          *sessioncookie.Family
@@ -202,28 +211,25 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const (
-	defaultIdle          = 30 * time.Minute
-	defaultRotationGrace = 30 * time.Second
-	defaultRemember      = 14 * 24 * time.Hour
-	defaultMaxSessions   = 1_000_000
-)
-
 // Provision sets up the handler: matchers, the Laravel key and the shared
 // engine of its store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Name == "" {
+		h.Name = h.NameAlias // (Validate refuses two different values)
+	}
+	if h.Name == "" {
 		h.Name = h.Cookie
 	}
+	def := idletrack.DefaultPolicy() // the defaults live there, and in webhook's constants
 	if h.Idle == 0 {
-		h.Idle = caddy.Duration(defaultIdle)
+		h.Idle = caddy.Duration(def.Idle)
 	}
 	if h.RememberEnded == 0 {
-		h.RememberEnded = caddy.Duration(defaultRemember)
+		h.RememberEnded = caddy.Duration(def.RememberEnded)
 	}
 	if h.MaxSessions == 0 {
-		h.MaxSessions = defaultMaxSessions
+		h.MaxSessions = def.MaxSessions
 	}
 	if h.WarnBefore == 0 {
 		h.WarnBefore = h.defaultWarnBefore()
@@ -262,10 +268,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Webhook != nil {
 		if h.Webhook.Timeout == 0 {
-			h.Webhook.Timeout = caddy.Duration(10 * time.Second)
+			h.Webhook.Timeout = caddy.Duration(webhook.DefaultTimeout)
 		}
 		if h.Webhook.MaxAttempts == 0 {
-			h.Webhook.MaxAttempts = 10
+			h.Webhook.MaxAttempts = webhook.DefaultMaxAttempts
 		}
 		if len(h.Webhook.Events) == 0 {
 			h.Webhook.Events = []string{"ended"}
@@ -313,16 +319,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.shared, h.poolKey = shared, key
 	h.family()
-	z, err := shared.engine.Configure(ctx, h.zoneConfig())
+	// Every module of one config is provisioned with the same context, so
+	// its Done channel tells this config's handlers from the previous
+	// config's, which still hold the zone during a reload.
+	l, err := shared.engine.Acquire(ctx, h.zoneConfig(), engine.Holder{Config: ctx.Done(), Site: h.site(ctx)})
 	if err != nil {
-		return fmt.Errorf("idle_session: loading sessions of zone %q: %w", h.Name, err)
+		return err
 	}
-	h.zone = z
+	h.lease, h.zone = l, l.Zone()
 	return nil
 }
 
+// site describes the handler for errors about its zone: its cookie and
+// the listen addresses of its server (Caddy does not tell a handler its
+// site's host names).
+func (h *Handler) site(ctx caddy.Context) string {
+	s := fmt.Sprintf("the idle_session with cookie %s", h.Cookie)
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && len(srv.Listen) > 0 {
+		s += " on the server listening on " + strings.Join(srv.Listen, " ")
+	}
+	return s
+}
+
 func (h *Handler) zoneConfig() engine.ZoneConfig {
-	grace := defaultRotationGrace
+	grace := idletrack.DefaultPolicy().RotationGrace
 	if h.RotationGrace != nil {
 		grace = time.Duration(*h.RotationGrace)
 	}
@@ -360,8 +380,13 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 
 // Validate checks the configuration. Every error names the option.
 func (h *Handler) Validate() error {
+	// Caddy prefixes these with the module's name (provision
+	// http.handlers.idle_session: ...), so they start with the option.
 	bad := func(opt string, format string, args ...any) error {
-		return fmt.Errorf("idle_session: %s: %s", opt, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s: %s", opt, fmt.Sprintf(format, args...))
+	}
+	if h.NameAlias != "" && h.Name != "" && h.Name != h.NameAlias {
+		return bad("zone", "%q and its alias name %q disagree; set only zone", h.Name, h.NameAlias)
 	}
 	if h.Cookie == "" {
 		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")
@@ -484,13 +509,22 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-// Cleanup releases the handler's hold on the shared engine. The engine stops,
-// flushing everything, when the last config using its store goes away.
+// Cleanup releases the handler's zone and its hold on the shared engine.
+// A zone no config uses any more stops (see engine/lease.go); the engine
+// stops, flushing everything, when the last config using its store goes
+// away. It works after a failed Provision too.
 func (h *Handler) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
+	var err error
+	if h.lease != nil {
+		err = h.lease.Release()
+		h.lease = nil
 	}
-	_, err := engines.Delete(h.poolKey)
+	if h.poolKey != "" {
+		if _, derr := engines.Delete(h.poolKey); err == nil {
+			err = derr
+		}
+		h.poolKey = ""
+	}
 	return err
 }
 
@@ -634,11 +668,9 @@ func (h *Handler) decodedID(name, value string) (idletrack.ID, bool) {
 	return h.zone.ID(value), true
 }
 
+// remainingSeconds is idletrack.RemainingSeconds as a header value.
 func remainingSeconds(deadline, now int64) string {
-	if deadline <= now {
-		return "0"
-	}
-	return strconv.FormatInt((deadline-now)/int64(time.Second), 10)
+	return strconv.FormatInt(idletrack.RemainingSeconds(deadline, now), 10)
 }
 
 // Interface guards

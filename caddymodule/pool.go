@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -57,10 +60,19 @@ func (s *sharedEngine) Destruct() error {
 	return err
 }
 
+// storeKey names the store in the engines pool: handlers with the same key
+// share one engine. It covers every connection setting, so a reload that
+// changes any of them (the password, TLS) opens a new client; Redis
+// settings are hashed, so no password sits in the pool in clear.
 func storeKey(c *StoreConfig) (string, error) {
 	switch c.Type {
 	case "redis":
-		return fmt.Sprintf("redis:%s|%v|%s|%s", c.URL, c.Addrs, c.MasterName, c.Prefix), nil
+		b, err := json.Marshal(c)
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(b)
+		return "redis:" + hex.EncodeToString(sum[:]), nil
 	default:
 		p := c.Path
 		if p == "" {
@@ -80,7 +92,7 @@ func storeKey(c *StoreConfig) (string, error) {
 func acquireEngine(c *StoreConfig) (*sharedEngine, string, error) {
 	key, err := storeKey(c)
 	if err != nil {
-		return nil, "", fmt.Errorf("idle_session: store: %w", err)
+		return nil, "", fmt.Errorf("store: %w", err)
 	}
 	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) {
 		st, err := openStore(c)

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/idlegate/idlegate/idletrack"
@@ -38,7 +39,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, now int64)
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	if h.RemainingHeader != "" {
-		hdr.Set(h.RemainingHeader, remainingSeconds(now+resp.RemainingSeconds*int64(time.Second), now))
+		hdr.Set(h.RemainingHeader, strconv.FormatInt(resp.RemainingSeconds, 10))
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {

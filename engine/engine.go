@@ -3,7 +3,7 @@
 // sessions on time, and hands end events to the outbox. One Engine serves
 // one store and every zone configured on it; it outlives config reloads.
 //
-// The request path never waits for a disk write except where DESIGN.md says
+// The request path never waits for a disk write except where docs/design.md says
 // it must: a session the upstream has just issued, a rotation, a login and an
 // explicit end (logout, revoke) are durable before the response goes out.
 // Activity is flushed once per FlushInterval. Writes that fail (disk full,
@@ -63,8 +63,10 @@ type Engine struct {
 	enc   Encoder
 	o     Options
 
-	mu    sync.RWMutex
-	zones map[string]*Zone
+	mu       sync.RWMutex
+	zones    map[string]*Zone
+	loading  map[string]chan struct{} // zones being loaded by Acquire
+	leaseSeq uint64                   // orders leases: the newest is in force
 
 	qmu     sync.Mutex
 	queue   storage.Batch // waiting for the next commit
@@ -117,14 +119,15 @@ func New(store storage.Store, enc Encoder, o Options) *Engine {
 		o.Logger = zap.NewNop()
 	}
 	e := &Engine{
-		store: store,
-		keyer: idletrack.NewKeyer(store.Key()),
-		enc:   enc,
-		o:     o,
-		zones: make(map[string]*Zone),
-		gen:   &commitGen{done: make(chan struct{})},
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		store:   store,
+		keyer:   idletrack.NewKeyer(store.Key()),
+		enc:     enc,
+		o:       o,
+		zones:   make(map[string]*Zone),
+		loading: make(map[string]chan struct{}),
+		gen:     &commitGen{done: make(chan struct{})},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.invalDone = make(chan struct{})
@@ -136,9 +139,6 @@ func New(store storage.Store, enc Encoder, o Options) *Engine {
 	go e.run()
 	return e
 }
-
-// Store returns the engine's store.
-func (e *Engine) Store() storage.Store { return e.store }
 
 // Now returns the engine clock's time in Unix nanoseconds.
 func (e *Engine) Now() int64 { return e.o.Now().UnixNano() }
@@ -174,39 +174,6 @@ func (e *Engine) Zone(name string) (*Zone, bool) {
 	defer e.mu.RUnlock()
 	z, ok := e.zones[name]
 	return z, ok
-}
-
-// Configure creates zone cfg.Name or applies cfg to it. A new zone's
-// sessions are loaded from the store first.
-func (e *Engine) Configure(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if z, ok := e.zones[cfg.Name]; ok {
-		old := z.Config()
-		z.setConfig(cfg)
-		if targetChanged(old.Webhook, cfg.Webhook) {
-			e.hasten(ctx, cfg.Name)
-		}
-		return z, nil
-	}
-	z := &Zone{e: e, tracker: idletrack.NewTracker(cfg.Name, cfg.Policy)}
-	z.setConfig(cfg)
-	if c, ok := e.store.(sessionCounter); ok {
-		if n, err := c.Sessions(ctx, cfg.Name); err == nil {
-			z.tracker.Reserve(n)
-		}
-	}
-	now := e.Now()
-	err := e.store.Load(ctx, cfg.Name, z.tracker.Load, func(a storage.Alias) {
-		if now < a.GraceUntil {
-			z.tracker.LoadAlias(a.Old, a.Target, a.GraceUntil, a.ForgetAt)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	e.zones[cfg.Name] = z
-	return z, nil
 }
 
 // sessionCounter is implemented by stores that can count a zone's sessions
@@ -279,7 +246,24 @@ func (e *Engine) run() {
 func (e *Engine) commit(collect bool) { e.commitCtx(e.ctx, collect) }
 
 func (e *Engine) commitCtx(ctx context.Context, collect bool) {
+	b, g := e.drain()
+	held := e.hold(&b)
+	defer e.requeueHeld(held)
+	if collect {
+		e.collect(&b)
+	}
+	if b.Len() == 0 {
+		close(g.done)
+		return
+	}
+	e.apply(ctx, &b, g)
+}
+
+// drain takes the retried and queued writes as one batch, and the
+// generation their waiters wait for; new writes go to the next one.
+func (e *Engine) drain() (storage.Batch, *commitGen) {
 	e.qmu.Lock()
+	defer e.qmu.Unlock()
 	b := e.retry
 	e.retry = storage.Batch{}
 	if b.Sessions == nil {
@@ -292,53 +276,63 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 	e.queue.Reset()
 	g := e.gen
 	e.gen = &commitGen{done: make(chan struct{})}
-	e.qmu.Unlock()
+	return b, g
+}
 
-	// On a shared store, an idle or absolute end decided while the store
-	// was failing rests on this instance's memory alone: other instances'
-	// activity could not arrive. Such ends wait until the store has worked
-	// for two flush intervals, so every instance has written the activity
-	// it kept meanwhile; the conditional end then keeps a session that was
-	// active elsewhere (and this instance serves it again).
-	var held []storage.EndWrite
-	if e.store.Shared() && (e.failingNow() || e.Now() < e.holdUntil()) {
-		var keep []storage.EndWrite
-		for _, w := range b.Ends {
-			if r := w.End.Reason; r == idletrack.ReasonIdle || r == idletrack.ReasonAbsolute {
-				held = append(held, w)
-			} else {
-				keep = append(keep, w)
-			}
-		}
-		b.Ends = keep
+// hold takes out of b the ends that must wait, and returns them.
+//
+// On a shared store, an idle or absolute end decided while the store was
+// failing rests on this instance's memory alone: other instances' activity
+// could not arrive. Such ends wait until the store has worked for two
+// flush intervals, so every instance has written the activity it kept
+// meanwhile; the conditional end then keeps a session that was active
+// elsewhere (and this instance serves it again).
+func (e *Engine) hold(b *storage.Batch) []storage.EndWrite {
+	if !e.store.Shared() || !(e.failingNow() || e.Now() < e.holdUntil()) {
+		return nil
 	}
-	defer func() {
-		if len(held) > 0 {
-			e.qmu.Lock()
-			e.retry.Ends = append(e.retry.Ends, held...)
-			e.qmu.Unlock()
+	var held, keep []storage.EndWrite
+	for _, w := range b.Ends {
+		if r := w.End.Reason; r == idletrack.ReasonIdle || r == idletrack.ReasonAbsolute {
+			held = append(held, w)
+		} else {
+			keep = append(keep, w)
 		}
-	}()
+	}
+	b.Ends = keep
+	return held
+}
 
-	if collect {
-		for _, z := range e.Zones() {
-			e.changes = z.tracker.Collect(e.changes[:0])
-			for _, c := range e.changes {
-				b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
-			}
+// requeueHeld puts held ends back for a later commit.
+func (e *Engine) requeueHeld(held []storage.EndWrite) {
+	if len(held) > 0 {
+		e.qmu.Lock()
+		e.retry.Ends = append(e.retry.Ends, held...)
+		e.qmu.Unlock()
+	}
+}
+
+// collect adds every zone's activity since the last flush to b.
+func (e *Engine) collect(b *storage.Batch) {
+	for _, z := range e.Zones() {
+		e.changes = z.tracker.Collect(e.changes[:0])
+		for _, c := range e.changes {
+			b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})
 		}
-		clear(e.changes)
 	}
-	if b.Len() == 0 {
-		close(g.done)
-		return
-	}
-	results, err := e.store.Apply(ctx, &b)
+	clear(e.changes)
+}
+
+// apply writes b in one store transaction and wakes g's waiters. A failed
+// batch is kept for the next round; the first success after failures
+// starts the hold of shared-store ends.
+func (e *Engine) apply(ctx context.Context, b *storage.Batch, g *commitGen) {
+	results, err := e.store.Apply(ctx, b)
 	g.err = err
 	close(g.done)
 	if err != nil {
 		e.qmu.Lock()
-		e.retry = b
+		e.retry = *b
 		wasFailing := e.failing
 		e.failing = true
 		e.qmu.Unlock()
@@ -363,7 +357,7 @@ func (e *Engine) commitCtx(ctx context.Context, collect bool) {
 			e.o.Observer.StoreRecovered()
 		}
 	}
-	e.applied(&b, results)
+	e.applied(b, results)
 	clear(b.Sessions) // (their user names)
 	e.sessions = b.Sessions[:0]
 }

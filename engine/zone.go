@@ -12,8 +12,9 @@ import (
 	"github.com/idlegate/idlegate/storage"
 )
 
-// ZoneConfig is what a zone is configured with. The last configuration
-// applied wins; a reload applies the new one to existing sessions.
+// ZoneConfig is what a zone is configured with. The newest lease's
+// configuration is in force (lease.go); a reload applies the new one to
+// existing sessions.
 type ZoneConfig struct {
 	Name   string
 	Policy idletrack.Policy
@@ -42,6 +43,7 @@ type Zone struct {
 	e       *Engine
 	tracker *idletrack.Tracker
 	cfg     atomic.Pointer[ZoneConfig]
+	leases  []*Lease // guarded by e.mu; see lease.go
 }
 
 func (z *Zone) setConfig(cfg ZoneConfig) {

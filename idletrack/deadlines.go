@@ -75,16 +75,6 @@ func (d *deadlines) popDue(now int64) (deadline, bool) {
 	return top, true
 }
 
-// next returns the earliest deadline, if any.
-func (d *deadlines) next() (int64, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.n == 0 {
-		return 0, false
-	}
-	return d.buf[0].at, true
-}
-
 // rebuildLocked replaces the heap's contents with what fill adds, e.g.
 // after the policy changed; size is a hint of how many. The caller holds
 // d.mu.

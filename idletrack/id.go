@@ -20,9 +20,6 @@ func (id ID) Short() string { return hex.EncodeToString(id[:8]) }
 // String returns Short, so an ID printed by accident is still safe.
 func (id ID) String() string { return id.Short() }
 
-// IsZero reports whether id is the zero value.
-func (id ID) IsZero() bool { return id == ID{} }
-
 // Keyer derives IDs from cookie values with a secret key that the store
 // generates once. It is safe for concurrent use and does not allocate in the
 // steady state: HMAC states are pooled.

@@ -62,7 +62,7 @@ type Policy struct {
 	MaxProbation  int           // bound on adopted, unconfirmed sessions; 0 = MaxSessions/8 (at least 1024)
 }
 
-// DefaultPolicy returns the defaults of DESIGN.md.
+// DefaultPolicy returns the defaults of docs/design.md.
 func DefaultPolicy() Policy {
 	return Policy{
 		Idle:          30 * time.Minute,

@@ -38,10 +38,20 @@ type Verdict struct {
 
 // Remaining is the whole number of seconds left at now, never negative.
 func (v Verdict) Remaining(now int64) int64 {
-	if v.Status != StatusActive || v.Deadline <= now {
+	if v.Status != StatusActive {
 		return 0
 	}
-	return (v.Deadline - now) / int64(time.Second)
+	return RemainingSeconds(v.Deadline, now)
+}
+
+// RemainingSeconds is the whole number of seconds from now (Unix ns) to
+// deadline, 0 once it passed: what status_path, remaining_header and the
+// admin API show.
+func RemainingSeconds(deadline, now int64) int64 {
+	if deadline <= now {
+		return 0
+	}
+	return (deadline - now) / int64(time.Second)
 }
 
 const (
@@ -54,7 +64,7 @@ const (
 )
 
 // Tracker is the in-memory state of the sessions of one zone. It applies the
-// lifecycle rules of DESIGN.md and returns decisions and End events; it never
+// lifecycle rules of docs/design.md and returns decisions and End events; it never
 // does I/O. All methods are safe for concurrent use. Times are Unix
 // nanoseconds supplied by the caller, so tests drive it with a fake clock.
 type Tracker struct {
@@ -605,10 +615,6 @@ func (t *Tracker) Expired(now int64, limit int) []End {
 	}
 	return out
 }
-
-// NextDeadline returns the earliest deadline in the index (possibly stale:
-// never later than the real one).
-func (t *Tracker) NextDeadline() (int64, bool) { return t.dl.next() }
 
 // Change is a session to write to the store.
 type Change struct {

@@ -237,12 +237,6 @@ func (s *Redis) Key() []byte { return s.key }
 // Shared implements Store: other instances write the same Redis.
 func (s *Redis) Shared() bool { return true }
 
-// Consumer returns this instance's name in outbox leases.
-func (s *Redis) Consumer() string { return s.consumer }
-
-// Client returns the underlying client, e.g. for health checks.
-func (s *Redis) Client() redis.UniversalClient { return s.c }
-
 // Close implements Store.
 func (s *Redis) Close() error {
 	if s.closed.Swap(true) {

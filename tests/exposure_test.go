@@ -26,7 +26,7 @@ import (
 	"time"
 )
 
-// adminRoutes are the admin API of DESIGN.md, read-only calls first. {S}
+// adminRoutes are the admin API of docs/design.md, read-only calls first. {S}
 // is a session's short hash, {U} a user.
 var adminRoutes = []struct{ method, path string }{
 	{http.MethodGet, "/idle-sessions/"},

@@ -20,8 +20,8 @@ import (
 // TestSecret is the webhook secret of every test Caddyfile.
 const TestSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// SessionData is the "data" of session.ended and session.started (DESIGN.md).
-// Times are parsed from RFC 3339; DESIGN.md's example has whole seconds.
+// SessionData is the "data" of session.ended and session.started (docs/design.md).
+// Times are parsed from RFC 3339; docs/design.md's example has whole seconds.
 type SessionData struct {
 	Session         string    `json:"session"`
 	Zone            string    `json:"zone"`

@@ -7,7 +7,7 @@ package tests
 //   - every session that ended is reported exactly once, with the right reason;
 //   - no ended session's cookie is ever accepted again;
 //   - an active session is refused only if it lost at most one flush
-//     interval of activity to a crash (the only loss DESIGN.md allows).
+//     interval of activity to a crash (the only loss docs/design.md allows).
 //
 // Short form: 5 kills, 24 concurrent users. Long form (IDLEGATE_LONG=1): 25
 // kills, 64 concurrent users.

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Times in payloads may have whole-second precision (DESIGN.md's example),
+// Times in payloads may have whole-second precision (docs/design.md's example),
 // so timestamps are compared with this much slack; durations with 1 s.
 const tsTol = 1500 * time.Millisecond
 

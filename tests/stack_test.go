@@ -19,7 +19,7 @@ import (
 
 const statusPath = "/.idlegate/status"
 
-// idleCaddyfile is DESIGN.md's contract with the test's own ports. {OPTIONS}
+// idleCaddyfile is docs/design.md's contract with the test's own ports. {OPTIONS}
 // takes extra idle_session lines (idle, on_expired, ...).
 const idleCaddyfile = `{
 	admin 127.0.0.1:{ADMIN}

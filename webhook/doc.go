@@ -1,5 +1,5 @@
 // Package webhook delivers idlegate's session events as Standard Webhooks
-// (https://www.standardwebhooks.com): it encodes the payloads of DESIGN.md,
+// (https://www.standardwebhooks.com): it encodes the payloads of docs/design.md,
 // signs them with the zone's whsec_ secret, and runs the Worker that drains
 // the durable outbox of package storage with retries, exponential backoff
 // with jitter, Retry-After and dead letters.
@@ -13,7 +13,7 @@
 //   - ParseSecret, Sign and Verify: the whsec_ secret and the
 //     webhook-signature header;
 //   - EndedEvent and StartedEvent: the storage.Event, with the JSON body of
-//     DESIGN.md, that is queued in the same transaction as the session end;
+//     docs/design.md, that is queued in the same transaction as the session end;
 //   - Worker: drains the outbox, one POST per attempt, with at most
 //     Options.Concurrency attempts in flight.
 package webhook

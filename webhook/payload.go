@@ -16,7 +16,7 @@ const (
 	TypeSessionStarted = "session.started"
 )
 
-// endedPayload and startedPayload are the bodies of DESIGN.md, field for
+// endedPayload and startedPayload are the bodies of docs/design.md, field for
 // field and in its order. User is a pointer so that an anonymous session
 // says "user": null rather than a user whose ID is the empty string.
 type endedPayload struct {
@@ -53,7 +53,7 @@ type startedData struct {
 }
 
 // EndedEvent builds the outbox event of a session end, due for delivery at
-// now. The body is the session.ended payload of DESIGN.md:
+// now. The body is the session.ended payload of docs/design.md:
 //
 //   - "timestamp" and "ended_at" are e.EndedAt (for idle and absolute ends,
 //     the deadline rather than the moment the sweeper noticed);

@@ -25,7 +25,7 @@ func testID() idletrack.ID {
 	return id
 }
 
-// designEnded is the session.ended body of DESIGN.md, verbatim.
+// designEnded is the session.ended body of docs/design.md, verbatim.
 const designEnded = `{
   "type": "session.ended",
   "timestamp": "2026-11-21T09:30:00Z",
@@ -51,7 +51,7 @@ func compact(t *testing.T, s string) []byte {
 	return b.Bytes()
 }
 
-// TestEndedEventGolden: the body is DESIGN.md's example byte for byte
+// TestEndedEventGolden: the body is docs/design.md's example byte for byte
 // (after compaction), so field names, order and formats all match. The
 // session started anonymously at 07:45 and logged in at 08:00: started_at
 // and duration_seconds count from the login.
