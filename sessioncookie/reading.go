@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Profile is how an application reads its Cookie header: which pairs it
@@ -354,39 +355,66 @@ func pairValue(chunk string) string {
 
 // canonical reports whether raw is a value as a browser sends back a cookie
 // that an application of profile p set: what the application's own encoder
-// writes, with no escape where none is needed and none missing.
+// writes, with no escape where none is needed and none missing. It runs on
+// every request, so each byte is one table look-up.
 func canonical(raw string, p Profile) bool {
+	t := &canonTables[p]
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch p {
-		case ProfilePHP, ProfileExpress, ProfileRails:
-			if c == '%' {
-				if i+2 >= len(raw) || !isUpperHex(raw[i+1]) || !isUpperHex(raw[i+2]) {
-					return false
-				}
-				if b := unhex(raw[i+1])<<4 | unhex(raw[i+2]); literal(b, p) {
-					return false // escaped where the encoder writes it as is
-				}
-				i += 2
-				continue
-			}
-			if !literal(c, p) && !(c == '+' && p == ProfileRails) { // Ruby writes a space as '+'
+		switch t[raw[i]] {
+		case cLiteral, cSpace:
+		case cEscape:
+			if i+2 >= len(raw) || !isUpperHex(raw[i+1]) || !isUpperHex(raw[i+2]) {
 				return false
 			}
-		case ProfileDjango:
-			// Session keys are letters and digits; Django's SimpleCookie
-			// writes any value of its legal characters without quotes.
-			if !djangoLegal(c) {
-				return false
+			if t[unhex(raw[i+1])<<4|unhex(raw[i+2])] == cLiteral {
+				return false // escaped where the encoder writes it as is
 			}
-		case ProfileGo, ProfileSafe:
-			if !plain(c) {
-				return false
-			}
+			i += 2
+		default:
+			return false
 		}
 	}
 	return true
 }
+
+// Byte classes of canonical's tables.
+const (
+	cBad     = iota // no encoder of the profile writes it
+	cLiteral        // written as it is
+	cEscape         // '%', the start of an escape
+	cSpace          // Ruby's '+' for a space: allowed, and %2B is '+' itself
+)
+
+var canonTables = func() (t [len(profileNames)][256]uint8) {
+	for p := range t {
+		for b := range 256 {
+			c := byte(b)
+			switch Profile(p) {
+			case ProfilePHP, ProfileExpress, ProfileRails:
+				switch {
+				case c == '%':
+					t[p][b] = cEscape
+				case literal(c, Profile(p)):
+					t[p][b] = cLiteral
+				case c == '+' && Profile(p) == ProfileRails:
+					t[p][b] = cSpace
+				}
+			case ProfileDjango:
+				// Session keys are letters and digits; Django's
+				// SimpleCookie writes any value of its legal characters
+				// without quotes.
+				if djangoLegal(c) {
+					t[p][b] = cLiteral
+				}
+			default:
+				if plain(c) {
+					t[p][b] = cLiteral
+				}
+			}
+		}
+	}
+	return t
+}()
 
 // literal reports whether the encoder of profile p writes byte b as it is:
 // PHP's rawurlencode and urlencode ([A-Za-z0-9_.~-]), JavaScript's
@@ -491,7 +519,7 @@ func percentDecode(s string, plus bool) string {
 			b = append(b, c)
 		}
 	}
-	return string(b)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again: one allocation, not two
 }
 
 // formDecode is Ruby's URI.decode_www_form_component: it fails on a '%'

@@ -650,8 +650,6 @@ func endSession(wt *wtx, w EndWrite) (EndResult, []Event, error) {
 			return EndResult{}, nil, err
 		}
 		wt.reset(e.Zone, id)
-	} else if !w.tombstone(&e) {
-		return EndResult{}, nil, nil // no record and no tombstone to say so: ended before, or never stored
 	}
 	if w.tombstone(&e) {
 		tv := make([]byte, 8, 8+len(e.Reason))

@@ -142,9 +142,7 @@ while i <= #ARGV do
   elseif op == 'E' then
     local id = ARGV[a]
     drop(id)
-    if ARGV[a + 2] ~= '0' then
-      redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
-    end
+    redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
     notify('E', id, ARGV[a + 1])
     for j = 0, tonumber(ARGV[a + 3]) - 1 do
       local e = a + 4 + 3 * j
@@ -343,13 +341,10 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 			}
 			tombUntil := w.TombstoneUntil
 			if !w.tombstone(&end) {
-				if !x.exists {
-					// Ended and removed by another instance, which left no
-					// tombstone to say so: exactly once.
-					res[k] = EndResult{}
-					continue
-				}
-				tombUntil = 0
+				// A short tombstone, gone by itself, is the claim that keeps
+				// a second instance from ending the session again; it does
+				// not last long enough for a flood to grow the store.
+				tombUntil = min(tombUntil, end.EndedAt+int64(anonymousClaim))
 			}
 			var evs []Event
 			if w.Events != nil {

@@ -139,14 +139,20 @@ type EndWrite struct {
 	// TombstoneUntil: the ID is refused until then (EndedAt+RememberEnded).
 	TombstoneUntil int64
 	// NoAnonymousTombstone: an end of a session that never had a user, as
-	// the store knows it, leaves no tombstone, so that invented cookie
-	// values cannot grow the store (docs/SECURITY.md, "Floods"). The
-	// session's record is removed all the same.
+	// the store knows it, leaves no lasting tombstone, so that invented
+	// cookie values cannot grow the store (docs/SECURITY.md, "Floods"). The
+	// session's record is removed and the end reported all the same; a
+	// shared store keeps a tombstone of at most anonymousClaim as the claim
+	// that keeps a second instance from ending the session again.
 	NoAnonymousTombstone bool
 	// Events builds the events to queue from the end as carried out (after
 	// merging stored activity and requests). It may return none.
 	Events func(idletrack.End) []Event
 }
+
+// anonymousClaim is how long a shared store keeps the tombstone of an end
+// that earns none.
+const anonymousClaim = 10 * time.Minute
 
 // tombstone reports whether end, as carried out, leaves a tombstone.
 func (w *EndWrite) tombstone(end *idletrack.End) bool {

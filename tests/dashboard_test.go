@@ -398,10 +398,11 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 		t.Logf("%s: %s", k, v)
 	}
 
-	// The values say what happened, not just that something is there.
-	// Every series exists from the start (at 0), so the panels have data
-	// before the last end is scraped: wait for the values.
-	Eventually(t, 30*time.Second, time.Second, func() error {
+	// The values say what happened, not just that something is there. The
+	// counters' series exist at 0 from the start (so that rate() sees the
+	// first event), and Prometheus scrapes every second: wait for the
+	// values, with a deadline.
+	Eventually(t, 60*time.Second, time.Second, func() error {
 		for _, w := range []struct {
 			expr   string
 			series []string // fmt.Sprint of each label set that must be >= 1
@@ -427,24 +428,20 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 				}
 			}
 		}
-		return nil
-	})
-
-	// The dashboard's own "in range" counts see the first event of each
-	// label set (see the panel descriptions).
-	for _, q := range queries {
-		min, ok := map[string]float64{"Session ends (range)": 3, "Refused requests (range)": 1, "Dead letters (range)": 1}[q.Panel]
-		if !ok {
-			continue
-		}
-		Eventually(t, 30*time.Second, time.Second, func() error {
+		// The dashboard's own "in range" counts see the first event of each
+		// label set (see the panel descriptions).
+		for _, q := range queries {
+			min, ok := map[string]float64{"Session ends (range)": 3, "Refused requests (range)": 1, "Dead letters (range)": 1}[q.Panel]
+			if !ok {
+				continue
+			}
 			s, err := prom.Query(q.Expr)
 			if err != nil || len(s) != 1 || s[0].float() < min {
 				return fmt.Errorf("%s: %+v %v, want a value >= %g", q.Panel, s, err, min)
 			}
-			return nil
-		})
-	}
+		}
+		return nil
+	})
 
 	// The rules are loaded and evaluate; the dead letter fires its alert
 	// and nothing else does.

@@ -190,18 +190,26 @@ func Run(t *testing.T, open Opener) {
 			if res := write(t, st, &storage.Batch{Ends: []storage.EndWrite{w}}); !res[0].Ended {
 				t.Fatalf("%q: the end must happen: %+v", s.User, res)
 			}
-			again := write(t, st, &storage.Batch{Ends: []storage.EndWrite{w}})
-			if again[0].Ended {
-				t.Fatalf("%q: a second end of the same session must not happen", s.User)
+		}
+		never := session(3, 0, "") // ended before its first flush: reported all the same
+		w := endWrite(idletrack.End{Session: never, Zone: "z", Reason: idletrack.ReasonIdle, EndedAt: at(30 * time.Minute)}, event(3, 0))
+		w.NoAnonymousTombstone = true
+		if res := write(t, st, &storage.Batch{Ends: []storage.EndWrite{w}}); !res[0].Ended {
+			t.Fatalf("an anonymous session that never reached the store must still end: %+v", res)
+		}
+		for _, id := range []idletrack.ID{anon.ID, never.ID} {
+			if r := lookup(t, st, "z", id); r.Kind != storage.KindNone && (r.Kind != storage.KindTombstone || r.Until > at(30*time.Minute+10*time.Minute)) {
+				t.Fatalf("an anonymous session's end must leave no lasting tombstone: %+v", r)
 			}
 		}
-		if r := lookup(t, st, "z", anon.ID); r.Kind != storage.KindNone {
-			t.Fatalf("an anonymous session's end must leave nothing: %+v", r)
+		uw := endWrite(idletrack.End{Session: user, Zone: "z", Reason: idletrack.ReasonIdle, EndedAt: at(30 * time.Minute)}, event(9, 0))
+		if again := write(t, st, &storage.Batch{Ends: []storage.EndWrite{uw}}); again[0].Ended {
+			t.Fatal("a second end of a session with a tombstone must not happen")
 		}
 		if r := lookup(t, st, "z", user.ID); r.Kind != storage.KindTombstone {
 			t.Fatalf("a session that had a user keeps its tombstone: %+v", r)
 		}
-		if p, _, _ := st.OutboxStats(ctx); p != 2 {
+		if p, _, _ := st.OutboxStats(ctx); p != 3 {
 			t.Fatalf("each end queues its event once: %d pending", p)
 		}
 	})
