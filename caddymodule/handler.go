@@ -576,7 +576,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		case idletrack.StatusActive:
 			o.session, o.active, o.user = v.ID, true, v.User
 			rd.Forward(r.Header, name, h.profile)
-			if h.UserHeader != "" {
+			if h.UserHeader != "" || h.UserCookie != "" {
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in
 				// flight so it can tell.

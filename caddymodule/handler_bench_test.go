@@ -27,7 +27,7 @@ func benchHandler(b *testing.B, n int) (*Handler, []string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng := engine.New(st, encoder{}, engine.Options{})
+	eng := engine.New(st, engine.WebhookEvents{}, engine.Options{})
 	b.Cleanup(func() { eng.Close(); st.Close() })
 	h := &Handler{Cookie: "sessionid", Name: "sessionid", UserHeader: "X-Idle-User", StatusPath: "/.idlegate/status", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
 		OnExpired: &OnExpired{Mode: "status", StatusCode: http.StatusUnauthorized}}

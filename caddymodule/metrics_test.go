@@ -19,7 +19,7 @@ func TestZoneCountersStartAtZero(t *testing.T) {
 	}
 	want := map[string]int{
 		"caddy_idle_session_ended_total":              len(endReasons),
-		"caddy_idle_session_rejected_total":           len(refuseReasons),
+		"caddy_idle_session_rejected_total":           len(rejectedReasons),
 		"caddy_idle_session_webhook_deliveries_total": len(outcomes),
 	}
 	for _, f := range fams {

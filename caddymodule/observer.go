@@ -211,69 +211,49 @@ func (o *observer) process(code int) {
 	}
 }
 
-// cookieSet handles the upstream setting the session cookie to the value
-// whose ID is id.
+// cookieSet carries out what the upstream setting the session cookie to
+// the value whose ID is id means for the request's session, as the core
+// decides it (idletrack.DecideCookieSet): the observer gathers the facts
+// and acts.
 func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
 	h, z := o.h, o.h.zone
-	if o.active && !ended && id != o.session {
-		curUser, live := "", false
+	c := idletrack.CookieSet{Active: o.active && !ended, ReqID: o.reqID, Session: o.session, CheckedUser: o.user, NewID: id}
+	if userSet {
+		c.Named = user
+	}
+	if c.Active && id != o.session {
 		if cur, ok := z.Tracker().Get(o.session); ok {
-			curUser, live = cur.User, true
+			c.CurUser, c.Live = cur.User, true
 		} else {
 			// Rotated by a parallel request of the same page since this one
 			// was checked (Laravel re-encrypts on every response): follow
 			// the session to its current value.
-			curUser, live = o.follow()
+			c.CurUser, c.Live = o.follow()
+			c.Session = o.session
 		}
-		named := user
-		if !userSet {
-			named = ""
-		}
-		switch {
-		case !live:
-		case o.stale() && id == o.reqID:
-			// The upstream re-sent the rotated-away value the request
-			// carried: nothing new about the session.
-			return
-		case o.stale() && curUser != o.user && named != curUser:
-			// The session changed users while this request, which still
-			// carried a rotated-away value, was being served, and the answer
-			// is about the old user: the upstream answered for the old
-			// value's session, which it kept (Laravel's regenerate() does
-			// not destroy it). Nothing about the current session; should
-			// the browser keep this value, its next request adopts it.
-			return
-		case o.stale() && curUser != "" && named == "":
-			// The request raced a rotation with the old value, and the
-			// upstream no longer knew that value: it answered with a fresh
-			// anonymous session (PHP's strict mode, Laravel). A session of
-			// its own; the signed-in one goes on untouched.
-			o.active = false
-		case curUser != "" && named == "" && z.Tracker().InFlight(o.session, 0) > 1:
-			// Another request of the session is still being served — a
-			// login regenerating the ID, typically — and the upstream
-			// answered this one with a fresh anonymous session because it
-			// had already dropped the old value (PHP's strict mode, Laravel).
-			// A session of its own; the signed-in one is not ended by a race.
-			o.active = false
-		case curUser != "" && named == "":
-			// The user was cleared as the ID changed: a logout.
-			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
-				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
-			}
-			h.addClearLines(o.Header(), o.req, true)
-			o.active = false
-		default:
-			o.rotate(id)
-		}
+		c.InFlight = z.Tracker().InFlight(o.session, 0)
 	}
-	if o.active && !ended && id == o.session {
-		if userSet && user != "" {
-			if err := z.SetUser(id, user, o.now); err != nil {
-				h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
-			}
-		}
+	switch idletrack.DecideCookieSet(c) {
+	case idletrack.ActIgnore:
 		return
+	case idletrack.ActContinue:
+		o.setUser(id, user, userSet)
+		return
+	case idletrack.ActRotate:
+		if o.rotate(id) {
+			if o.session == id {
+				o.setUser(id, user, userSet)
+			}
+			return
+		}
+	case idletrack.ActLogout:
+		if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
+			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
+		}
+		h.addClearLines(o.Header(), o.req, true)
+		o.active = false
+	case idletrack.ActDetach:
+		o.active = false
 	}
 	// A session the upstream has just issued.
 	started, err := z.Start(id, user, o.now)
@@ -284,11 +264,19 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	if err != nil {
 		h.logger.Warn("new session not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
-	if !started && userSet && user != "" {
+	if !started {
 		// Already known (e.g. the same value set again): it may be a login.
-		if err := z.SetUser(id, user, o.now); err != nil {
-			h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
-		}
+		o.setUser(id, user, userSet)
+	}
+}
+
+// setUser records a user the response named for session id.
+func (o *observer) setUser(id idletrack.ID, user string, userSet bool) {
+	if !userSet || user == "" {
+		return
+	}
+	if err := o.h.zone.SetUser(id, user, o.now); err != nil {
+		o.h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
 }
 
@@ -296,14 +284,16 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 // of the same session may rotate it between this one's look and its move
 // (Laravel re-encrypts on every response): then it follows the session to
 // its current value and moves it from there, rather than leave id to become
-// a session of its own.
-func (o *observer) rotate(id idletrack.ID) {
+// a session of its own. It reports whether it is done with id (moved onto
+// it, or refused it as an ended identity); false means the session is gone
+// and id starts as a session of its own.
+func (o *observer) rotate(id idletrack.ID) bool {
 	h, z := o.h, o.h.zone
 	for range maxRotateTries {
 		_, ok, err := z.Rotate(o.session, id, o.now)
 		if errors.Is(err, engine.ErrEnded) {
 			o.refuseIssued()
-			return
+			return true // nothing more to do with id
 		}
 		if ok {
 			if err != nil {
@@ -311,12 +301,13 @@ func (o *observer) rotate(id idletrack.ID) {
 			}
 			h.shared.ws.rekey(z.Name(), o.session, id)
 			o.session = id
-			return
+			return true
 		}
 		if _, live := o.follow(); !live || o.session == id {
-			return
+			return o.session == id
 		}
 	}
+	return false
 }
 
 // maxRotateTries bounds rotate's retries; each one means another request

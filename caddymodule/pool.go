@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/idlegate/idlegate/engine"
-	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/storage"
 	"github.com/idlegate/idlegate/webhook"
 )
@@ -128,7 +127,7 @@ func startEngine(st storage.Store) *sharedEngine {
 	log := handlerLog()
 	s := &sharedEngine{store: st, ws: newWSRegistry(), done: make(chan struct{})}
 	var kick func()
-	s.engine = engine.New(st, encoder{}, engine.Options{
+	s.engine = engine.New(st, engine.WebhookEvents{}, engine.Options{
 		Now:      func() time.Time { return now() },
 		Logger:   log,
 		Observer: engineObserver{log: log, ws: s.ws},
@@ -158,23 +157,4 @@ func (s *sharedEngine) targets(zone string) (webhook.Target, bool) {
 	}
 	w := z.Config().Webhook
 	return webhook.Target{URL: w.URL, Key: w.Key, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts}, true
-}
-
-// encoder builds the webhook events of a zone per its webhook settings.
-type encoder struct{}
-
-func (encoder) Ended(c *engine.ZoneConfig, e idletrack.End, now time.Time) []storage.Event {
-	w := c.Webhook
-	if w == nil || !w.Ended || (e.Session.User == "" && !w.IncludeAnonymous) {
-		return nil
-	}
-	return []storage.Event{webhook.EndedEvent(e, now)}
-}
-
-func (encoder) Started(c *engine.ZoneConfig, s idletrack.Session, now time.Time) []storage.Event {
-	w := c.Webhook
-	if w == nil || !w.Started || (s.User == "" && !w.IncludeAnonymous) {
-		return nil
-	}
-	return []storage.Event{webhook.StartedEvent(c.Name, s, now)}
 }
