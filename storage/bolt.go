@@ -507,23 +507,26 @@ func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Reco
 	}
 	defer tx.Rollback()
 	err = func() error {
-		z, ok := getZone(tx, zone)
-		if !ok {
+		// Only the sub-buckets the answer needs are opened: opening one
+		// is a seek in the zone's bucket, and this runs on the request
+		// path for every cookie value memory does not know.
+		zb := tx.Bucket(zoneName(zone))
+		if zb == nil {
 			return nil
 		}
-		if r, found, err := getRecord(z, id); err != nil || found {
+		if r, found, err := getRecord(zoneBuckets{s: zb.Bucket(bSessions)}, id); err != nil || found {
 			if logged {
 				e.apply(&r.Session)
 			}
 			rec = Record{Kind: KindSession, Session: r.Session}
 			return err
 		}
-		if v := z.a.Get(id[:]); v != nil {
+		if v := zb.Bucket(bAliases).Get(id[:]); v != nil {
 			a, err := decodeAlias(id[:], v)
 			rec = Record{Kind: KindAlias, Alias: a}
 			return err
 		}
-		if v := z.t.Get(id[:]); len(v) >= 8 {
+		if v := zb.Bucket(bTombs).Get(id[:]); len(v) >= 8 {
 			rec = Record{Kind: KindTombstone, Until: keyTime(v), Reason: idletrack.Reason(v[8:])}
 		}
 		return nil
