@@ -344,12 +344,17 @@ func timeKey(t int64, rest ...[]byte) []byte {
 
 func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
-func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
-	v := z.s.Get(id[:])
+func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) { return getRecordKey(z, id[:]) }
+
+// getRecordKey is getRecord with the ID as a key slice: bbolt's Get takes
+// a slice, so an ID passed by value moves to the heap on every call; a
+// write transaction passes its scratch key instead (wtx.keyOf).
+func getRecordKey(z zoneBuckets, key []byte) (record, bool, error) {
+	v := z.s.Get(key)
 	if v == nil {
 		return record{}, false, nil
 	}
-	r, err := decodeRecord(id[:], v)
+	r, err := decodeRecord(key, v)
 	return r, err == nil, err
 }
 
@@ -406,7 +411,11 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 			}
 		}
 	}
-	return z.s.Put(s.ID[:], encodeRecord(r))
+	// A copy of the ID for the key: were s's own bytes passed to bbolt,
+	// s would move to the heap on every call, the flush's common case above
+	// included.
+	id := s.ID
+	return z.s.Put(id[:], encodeRecord(r))
 }
 
 func deleteSession(z zoneBuckets, r record) error {

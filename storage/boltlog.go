@@ -152,6 +152,8 @@ type wtx struct {
 	// The zone looked up last: a flush writes one zone's sessions in a row.
 	curName string
 	cur     *wlog
+
+	key idletrack.ID // scratch key (keyOf)
 }
 
 // wlog is what a write transaction logs in one zone.
@@ -233,6 +235,9 @@ func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
 func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, req uint32, ident uint64) {
 	l := w.zone(zone)
 	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
+	if l.val == nil {
+		l.val = make([]byte, 0, max(w.hint, 1)*logEntry)
+	}
 	l.val = appendLogEntry(l.val, id, last, req)
 }
 
@@ -253,9 +258,16 @@ func (w *wtx) indexFull(zone string) bool {
 	return len(l.over)+len(l.idx) >= w.s.limits.capIndex
 }
 
+// keyOf returns id as a key in the transaction's scratch buffer, valid
+// until the next call (bbolt's Put copies keys; Get does not keep them).
+func (w *wtx) keyOf(id idletrack.ID) []byte {
+	w.key = id
+	return w.key[:]
+}
+
 // record reads id's record with its logged activity merged in.
 func (w *wtx) record(z zoneBuckets, zone string, id idletrack.ID) (record, bool, error) {
-	r, found, err := getRecord(z, id)
+	r, found, err := getRecordKey(z, w.keyOf(id))
 	if found {
 		if e, ok := w.logged(zone, id); ok {
 			e.apply(&r.Session)
@@ -462,13 +474,14 @@ func (s *Bolt) foldZone(zone string) error {
 				if !ok {
 					continue // reset since
 				}
-				r, found, err := getRecord(z, id)
+				key := w.keyOf(id)
+				r, found, err := getRecordKey(z, key)
 				if err != nil {
 					return err
 				}
 				if found {
 					e.apply(&r.Session)
-					if err := z.s.Put(id[:], encodeRecord(r)); err != nil {
+					if err := z.s.Put(key, encodeRecord(r)); err != nil {
 						return err
 					}
 				}
