@@ -85,6 +85,7 @@ type Bolt struct {
 	applied  int // txid of the last commit whose index changes are applied
 	inflight int // txid of a commit in flight that changes the index, or 0
 	limits   logLimits
+	spare    spareLog // for the next write transaction (wmu)
 	foldc    chan struct{}
 	stop     chan struct{}
 	foldDone chan struct{}

@@ -213,7 +213,11 @@ func (w *wtx) zone(zone string) *wlog {
 		if w.logs == nil {
 			w.logs = map[string]*wlog{}
 		}
-		l = &wlog{over: make(map[idletrack.ID]ovEnt, w.hint)}
+		l = &wlog{over: w.s.spare.over, val: w.s.spare.val}
+		w.s.spare = spareLog{}
+		if l.over == nil {
+			l.over = make(map[idletrack.ID]ovEnt, w.hint)
+		}
 		if zl := w.s.logs[zone]; zl != nil {
 			l.idx = zl.idx
 		}
@@ -242,7 +246,7 @@ func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
 func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, req uint32, ident uint64) {
 	l := w.zone(zone)
 	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
-	if l.val == nil {
+	if l.val == nil || cap(l.val) < w.hint*logEntry && len(l.val) == 0 {
 		l.val = make([]byte, 0, max(w.hint, 1)*logEntry)
 	}
 	l.val = appendLogEntry(l.val, id, last, req)
@@ -338,6 +342,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		return err
 	}
 	s.applied = txid
+	defer w.keepSpare()
 	for zone, l := range w.logs {
 		if !l.changesIndex() {
 			continue
@@ -367,6 +372,32 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		}
 	}
 	return nil
+}
+
+// spareLog is the overlay map and log buffer of a committed transaction,
+// kept (under wmu) for the next one: the flush allocated both anew every
+// second, and in Caddy the garbage, not the work, was most of what a dirty
+// session cost (the collector scanning Caddy's heap more often).
+type spareLog struct {
+	over map[idletrack.ID]ovEnt
+	val  []byte
+}
+
+// spareMax bounds what is kept: maps do not shrink.
+const spareMax = 16 << 10
+
+// keepSpare keeps one zone's overlay and log buffer for the next write
+// transaction. It runs once the commit's index changes are applied: bbolt
+// no longer holds the value, and nothing reads the overlay.
+func (w *wtx) keepSpare() {
+	for _, l := range w.logs {
+		if len(l.over) <= spareMax && cap(l.val) <= spareMax*logEntry {
+			clear(l.over)
+			w.s.spare = spareLog{over: l.over, val: l.val[:0]}
+			l.over, l.val = nil, l.val[:len(l.val):len(l.val)]
+			return
+		}
+	}
 }
 
 // view begins a read transaction whose snapshot matches the index, and
