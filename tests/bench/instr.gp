@@ -4,7 +4,7 @@
 
 set terminal pngcairo size 800,480 font "sans,11" noenhanced
 set grid
-set key bottom left
+set key top left
 set logscale x
 set format x "%.0s%c"
 set xlabel "sessions in the store (cold: every request a different session)"
