@@ -85,6 +85,7 @@ type Bolt struct {
 	applied  int // txid of the last commit whose index changes are applied
 	inflight int // txid of a commit in flight that changes the index, or 0
 	limits   logLimits
+	spare    spareLog // for the next write transaction (wmu)
 	foldc    chan struct{}
 	stop     chan struct{}
 	foldDone chan struct{}
@@ -344,12 +345,17 @@ func timeKey(t int64, rest ...[]byte) []byte {
 
 func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
-func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) {
-	v := z.s.Get(id[:])
+func getRecord(z zoneBuckets, id idletrack.ID) (record, bool, error) { return getRecordKey(z, id[:]) }
+
+// getRecordKey is getRecord with the ID as a key slice: bbolt's Get takes
+// a slice, so an ID passed by value moves to the heap on every call; a
+// write transaction passes its scratch key instead (wtx.keyOf).
+func getRecordKey(z zoneBuckets, key []byte) (record, bool, error) {
+	v := z.s.Get(key)
 	if v == nil {
 		return record{}, false, nil
 	}
-	r, err := decodeRecord(id[:], v)
+	r, err := decodeRecord(key, v)
 	return r, err == nil, err
 }
 
@@ -406,7 +412,11 @@ func putSession(w *wtx, z zoneBuckets, zone string, s idletrack.Session) error {
 			}
 		}
 	}
-	return z.s.Put(s.ID[:], encodeRecord(r))
+	// A copy of the ID for the key: were s's own bytes passed to bbolt,
+	// s would move to the heap on every call, the flush's common case above
+	// included.
+	id := s.ID
+	return z.s.Put(id[:], encodeRecord(r))
 }
 
 func deleteSession(z zoneBuckets, r record) error {
@@ -507,23 +517,26 @@ func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Reco
 	}
 	defer tx.Rollback()
 	err = func() error {
-		z, ok := getZone(tx, zone)
-		if !ok {
+		// Only the sub-buckets the answer needs are opened: opening one
+		// is a seek in the zone's bucket, and this runs on the request
+		// path for every cookie value memory does not know.
+		zb := tx.Bucket(zoneName(zone))
+		if zb == nil {
 			return nil
 		}
-		if r, found, err := getRecord(z, id); err != nil || found {
+		if r, found, err := getRecord(zoneBuckets{s: zb.Bucket(bSessions)}, id); err != nil || found {
 			if logged {
 				e.apply(&r.Session)
 			}
 			rec = Record{Kind: KindSession, Session: r.Session}
 			return err
 		}
-		if v := z.a.Get(id[:]); v != nil {
+		if v := zb.Bucket(bAliases).Get(id[:]); v != nil {
 			a, err := decodeAlias(id[:], v)
 			rec = Record{Kind: KindAlias, Alias: a}
 			return err
 		}
-		if v := z.t.Get(id[:]); len(v) >= 8 {
+		if v := zb.Bucket(bTombs).Get(id[:]); len(v) >= 8 {
 			rec = Record{Kind: KindTombstone, Until: keyTime(v), Reason: idletrack.Reason(v[8:])}
 		}
 		return nil

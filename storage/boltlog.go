@@ -82,8 +82,15 @@ type logLimits struct {
 	background bool
 }
 
+// A fold by values is a fold by time (one value per flush): 600 values is
+// 10 minutes at the default 1 s interval. A fold empties the index, so
+// every session's next flush reads its record again, and it rewrites each
+// folded record's page: folding every minute (60) tripled the flush's
+// instructions per dirty session with 300 dirty sessions per flush at 10k
+// sessions (BenchmarkBoltFlushDirty under callgrind: 11.9k vs 4.6k). The
+// index and byte bounds, not this one, bound memory and file.
 func defaultLogLimits() logLimits {
-	return logLimits{foldIndex: 64 << 10, foldValues: 60, foldBytes: 8 << 20, capIndex: 128 << 10, background: true}
+	return logLimits{foldIndex: 64 << 10, foldValues: 600, foldBytes: 8 << 20, capIndex: 128 << 10, background: true}
 }
 
 func appendLogEntry(b []byte, id idletrack.ID, last int64, req uint32) []byte {
@@ -152,6 +159,8 @@ type wtx struct {
 	// The zone looked up last: a flush writes one zone's sessions in a row.
 	curName string
 	cur     *wlog
+
+	key idletrack.ID // scratch key (keyOf)
 }
 
 // wlog is what a write transaction logs in one zone.
@@ -204,7 +213,11 @@ func (w *wtx) zone(zone string) *wlog {
 		if w.logs == nil {
 			w.logs = map[string]*wlog{}
 		}
-		l = &wlog{over: make(map[idletrack.ID]ovEnt, w.hint)}
+		l = &wlog{over: w.s.spare.over, val: w.s.spare.val}
+		w.s.spare = spareLog{}
+		if l.over == nil {
+			l.over = make(map[idletrack.ID]ovEnt, w.hint)
+		}
 		if zl := w.s.logs[zone]; zl != nil {
 			l.idx = zl.idx
 		}
@@ -233,6 +246,9 @@ func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
 func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, req uint32, ident uint64) {
 	l := w.zone(zone)
 	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
+	if l.val == nil || cap(l.val) < w.hint*logEntry && len(l.val) == 0 {
+		l.val = make([]byte, 0, max(w.hint, 1)*logEntry)
+	}
 	l.val = appendLogEntry(l.val, id, last, req)
 }
 
@@ -253,9 +269,16 @@ func (w *wtx) indexFull(zone string) bool {
 	return len(l.over)+len(l.idx) >= w.s.limits.capIndex
 }
 
+// keyOf returns id as a key in the transaction's scratch buffer, valid
+// until the next call (bbolt's Put copies keys; Get does not keep them).
+func (w *wtx) keyOf(id idletrack.ID) []byte {
+	w.key = id
+	return w.key[:]
+}
+
 // record reads id's record with its logged activity merged in.
 func (w *wtx) record(z zoneBuckets, zone string, id idletrack.ID) (record, bool, error) {
-	r, found, err := getRecord(z, id)
+	r, found, err := getRecordKey(z, w.keyOf(id))
 	if found {
 		if e, ok := w.logged(zone, id); ok {
 			e.apply(&r.Session)
@@ -319,6 +342,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		return err
 	}
 	s.applied = txid
+	defer w.keepSpare()
 	for zone, l := range w.logs {
 		if !l.changesIndex() {
 			continue
@@ -348,6 +372,32 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		}
 	}
 	return nil
+}
+
+// spareLog is the overlay map and log buffer of a committed transaction,
+// kept (under wmu) for the next one: the flush allocated both anew every
+// second, and in Caddy the garbage, not the work, was most of what a dirty
+// session cost (the collector scanning Caddy's heap more often).
+type spareLog struct {
+	over map[idletrack.ID]ovEnt
+	val  []byte
+}
+
+// spareMax bounds what is kept: maps do not shrink.
+const spareMax = 16 << 10
+
+// keepSpare keeps one zone's overlay and log buffer for the next write
+// transaction. It runs once the commit's index changes are applied: bbolt
+// no longer holds the value, and nothing reads the overlay.
+func (w *wtx) keepSpare() {
+	for _, l := range w.logs {
+		if len(l.over) <= spareMax && cap(l.val) <= spareMax*logEntry {
+			clear(l.over)
+			w.s.spare = spareLog{over: l.over, val: l.val[:0]}
+			l.over, l.val = nil, l.val[:len(l.val):len(l.val)]
+			return
+		}
+	}
 }
 
 // view begins a read transaction whose snapshot matches the index, and
@@ -462,13 +512,14 @@ func (s *Bolt) foldZone(zone string) error {
 				if !ok {
 					continue // reset since
 				}
-				r, found, err := getRecord(z, id)
+				key := w.keyOf(id)
+				r, found, err := getRecordKey(z, key)
 				if err != nil {
 					return err
 				}
 				if found {
 					e.apply(&r.Session)
-					if err := z.s.Put(id[:], encodeRecord(r)); err != nil {
+					if err := z.s.Put(key, encodeRecord(r)); err != nil {
 						return err
 					}
 				}

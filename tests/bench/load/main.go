@@ -9,6 +9,7 @@
 //	load webhook -n N                     webhook delivery throughput to a local receiver
 //	load login -url URL -n N -out FILE    sign in N times; write the session cookie values
 //	load churn -n N -cycles C             bbolt file size under churn (start, end, deliver, purge)
+//	load instr -caddy BIN -dir DIR        instructions per request under callgrind, plain vs idle_session
 //	load freeport                         print a free TCP port on 127.0.0.1
 //
 // Every subcommand prints one JSON object on stdout (results) and progress
@@ -25,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load upstream|seed|wait|compare|sweeplag|webhook|login|churn|freeport [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load upstream|seed|wait|compare|sweeplag|webhook|login|churn|instr|freeport [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
@@ -38,6 +39,7 @@ func main() {
 		"freeport": cmdFreePort,
 		"login":    cmdLogin,
 		"churn":    cmdChurn,
+		"instr":    cmdInstr,
 	}
 	fn, ok := cmds[os.Args[1]]
 	if !ok {
