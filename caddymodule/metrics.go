@@ -77,9 +77,9 @@ func initMetrics(reg *prometheus.Registry) {
 // Label values the counters start with at 0, so that rate() and increase()
 // see the first event of each (a series born at 1 looks like no change).
 var (
-	endReasons    = []string{"idle", "absolute", "logout", "revoked"}
+	endReasons      = []string{"idle", "absolute", "logout", "revoked"}
 	rejectedReasons = []string{"idle", "absolute", "logout", "revoked", "rotated", "cookie_spelling", "cookie_conflict", "reissued"}
-	outcomes      = []string{"success", "failure", "dead"}
+	outcomes        = []string{"success", "failure", "dead"}
 )
 
 // initZoneMetrics creates zone's counter series at 0.
