@@ -5,7 +5,6 @@ package tests
 // logout link. Each works through any base URL (the app, or idlegate).
 
 import (
-	"os"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
@@ -372,7 +371,6 @@ var reMWError = regexp.MustCompile(`(?s)<div class="mw-body-content">(.*?)</div>
 
 // mwError is the error text of a MediaWiki error page, for failure messages.
 func mwError(p *Page) string {
-	os.WriteFile("/tmp/mw-error.html", p.Body, 0o644)
 	if m := reMWError.FindStringSubmatch(p.Text()); m != nil {
 		return fmt.Sprintf("%d: %s", p.StatusCode, regexp.MustCompile(`<[^>]+>`).ReplaceAllString(m[1], ""))
 	}
