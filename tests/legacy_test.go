@@ -199,8 +199,10 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 	before := len(s.ended(zone))
 	d.signIn(t, b, "alice", true) // "remember me": the hard case for signing back in
 	// keep-alive: activity every idle/2.5 for longer than an idle period
+	var lastActivity time.Time
 	for i := 0; i < 4; i++ {
 		time.Sleep(legacyIdle * 2 / 5)
+		lastActivity = time.Now()
 		if u := d.whoami(t, b); u != d.LoginUser("alice") {
 			t.Fatalf("keep-alive visit %d: the app shows user %q, want %s (cookies %q)", i, u, d.LoginUser("alice"), b.CookieHeader(d.Protected))
 		}
@@ -209,13 +211,12 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 	if !strings.Contains(jar, cookie+"=") {
 		t.Fatalf("the browser holds no %s for %s: %q", cookie, d.Protected, jar)
 	}
-	lastActivity := time.Now()
 
 	ev := s.waitEnded(t, zone, before, legacyIdle+25*time.Second)
 	if ev.Data.Reason != "idle" {
 		t.Errorf("session.ended reason %q, want idle: %+v", ev.Data.Reason, ev.Data)
 	}
-	if ev.Data.EndedAt.Before(lastActivity.Add(legacyIdle - 2*time.Second)) {
+	if ev.Data.EndedAt.Before(lastActivity.Add(legacyIdle - time.Second)) { // ended_at has whole seconds
 		t.Errorf("ended_at %s is earlier than the last activity %s + idle", ev.Data.EndedAt, lastActivity)
 	}
 	Consistently(t, time.Second, 200*time.Millisecond, func() error {
@@ -344,7 +345,8 @@ func legacyParallelScenario(t *testing.T, s *legacyStack) {
 	if u := d.whoami(t, b); u != d.LoginUser("alice") {
 		t.Errorf("after the parallel requests the app shows %q", u)
 	}
-	if after := s.sessions(t, s.zone(mode)); after != before {
+	// (other, older sessions of the zone may end meanwhile: not more is the claim)
+	if after := s.sessions(t, s.zone(mode)); after > before {
 		t.Errorf("active sessions in the zone: %d before, %d after the parallel requests of one session", before, after)
 	}
 }
@@ -375,16 +377,21 @@ func legacyRestartScenario(t *testing.T, s *legacyStack) {
 	if u := d.whoami(t, b); u != d.LoginUser("bob") {
 		t.Fatalf("after the restart the app shows %q, want %s", u, d.LoginUser("bob"))
 	}
-	// and the idle timeout still applies to it after the restart
+	// and the idle timeout still applies to it after the restart: without
+	// a request of the session (each would be activity), the zone empties,
+	// and the cookies are then refused.
 	jar := b.CookieHeader(d.Protected)
 	Eventually(t, legacyIdle+25*time.Second, 250*time.Millisecond, func() error {
-		p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(jar))
-		if err != nil {
-			return err
-		}
-		if !Refused(p.Response, s.cookie(mode)) {
-			return fmt.Errorf("not refused yet: %s", describe(p.Response))
+		if n := s.sessions(t, s.zone(mode)); n != 0 {
+			return fmt.Errorf("%d active sessions in %s", n, s.zone(mode))
 		}
 		return nil
 	})
+	p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(jar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Refused(p.Response, s.cookie(mode)) {
+		t.Errorf("after the restart and the expiry, the cookies are not refused: %s", describe(p.Response))
+	}
 }

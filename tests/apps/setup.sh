@@ -13,6 +13,7 @@ pkgs=(
     python3 python3-django                               # django app (Django 3.2, /usr/bin/python3)
     php-cli php-sqlite3 php-mbstring php-xml             # plain PHP + Laravel
     php-laravel-framework                                # Laravel 8.83 under /usr/share/php/Illuminate
+    wordpress mariadb-server redmine redmine-sqlite ruby-webrick mediawiki dokuwiki  # issue 17's third-party apps (tests/legacy_test.go)
 )
 # Node may come from NodeSource (which bundles npm); only add Debian's
 # packages when the commands are missing, to avoid package conflicts.
