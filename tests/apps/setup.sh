@@ -30,6 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
+# The tests start their own MariaDB (unix socket, temp data dir) and php -S;
+# the services these packages bring (mariadb, apache2 on :80) are not used.
+$SUDO systemctl stop mariadb apache2 2>/dev/null || true
+
 echo "setup.sh: npm ci in $here/express"
 (cd "$here/express" && npm ci --no-audit --no-fund --loglevel=error)
 
