@@ -78,6 +78,9 @@ func needPackages(t testing.TB, pkgs ...string) {
 // PID when t ends (lib/supervise takes its group down).
 func StartLegacyApp(t testing.TB, spec LegacySpec) *LegacyApp {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("real third-party apps: skipped under -short")
+	}
 	needPackages(t, spec.Packages...)
 	start, err := filepath.Abs(filepath.Join("apps", spec.Dir, "start"))
 	if err != nil {
