@@ -46,6 +46,7 @@ type browserStep struct {
 	URL      string          `json:"url"`
 	HTML     string          `json:"html"`
 	Statuses []int           `json:"statuses"`
+	Error    string          `json:"error"`
 	Cookies  []browserCookie `json:"cookies"`
 }
 
@@ -146,6 +147,9 @@ func legacyBrowser(t *testing.T, d LegacyDriver, chromium, script string) {
 	io.WriteString(stdin, "return\n")
 	out := next("returned")
 	t.Logf("returned to %s, navigation statuses %v, cookies %v", out.URL, out.Statuses, names(out.Cookies))
+	if out.Error != "" {
+		t.Fatalf("coming back after the idle timeout: %s (navigation statuses %v)", out.Error, out.Statuses)
+	}
 	p := out.page(t)
 	if u := d.Whoami(p); u != "" {
 		t.Errorf("coming back after the idle timeout, the app signs %q back in", u)

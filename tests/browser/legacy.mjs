@@ -45,9 +45,15 @@ try {
   });
   // The user comes back: the protected page, then once more, as a person
   // who sees a login form and clicks back to where they were.
-  await page.goto(cfg.base + cfg.protected);
-  await page.goto(cfg.base + cfg.protected);
-  say({ step: 'returned', url: page.url(), statuses, html: await page.content(),
+  // A refusal loop shows as a navigation error (ERR_TOO_MANY_REDIRECTS).
+  let error = '';
+  try {
+    await page.goto(cfg.base + cfg.protected);
+    await page.goto(cfg.base + cfg.protected);
+  } catch (e) {
+    error = String(e.message || e).split('\n')[0];
+  }
+  say({ step: 'returned', url: page.url(), statuses, error, html: error ? '' : await page.content(),
         cookies: (await context.cookies()).map((c) => ({ name: c.name, path: c.path, value: c.value })) });
 } finally {
   await browser.close();
