@@ -48,23 +48,26 @@ func apiErr(code int, format string, args ...any) error {
 
 func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(r.URL.Path, "/idle-sessions/")
-	var allow string
+	var allow []string
 	switch rest {
 	case "":
-		allow = "GET, DELETE"
+		allow = []string{http.MethodGet, http.MethodDelete}
 	case "stats", "dead-letters", "ui":
-		allow = "GET"
+		allow = []string{http.MethodGet}
 	case "dead-letters/retry":
-		allow = "POST"
+		allow = []string{http.MethodPost}
 	default:
 		if strings.Contains(rest, "/") {
 			return apiErr(http.StatusNotFound, "no such idle-sessions resource: %s", r.URL.Path)
 		}
-		allow = "DELETE" // a session
+		allow = []string{http.MethodDelete} // a session
 	}
-	if !strings.Contains(allow, r.Method) {
-		w.Header().Set("Allow", allow)
-		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)
+	// Methods are compared whole and case-sensitively (RFC 9110 §9.1): a
+	// substring test would let "DEL" or "ET" through as DELETE or GET.
+	if !slices.Contains(allow, r.Method) {
+		list := strings.Join(allow, ", ")
+		w.Header().Set("Allow", list)
+		return apiErr(http.StatusMethodNotAllowed, "method %q not allowed on %s (allowed: %s)", r.Method, r.URL.Path, list)
 	}
 	switch rest {
 	case "":

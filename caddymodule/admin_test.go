@@ -478,3 +478,50 @@ func TestParallelReissueStaysOneSession(t *testing.T) {
 		cur = values[round%len(values)] // any answer's value is the session
 	}
 }
+
+// Methods are compared exactly: a method that is a part of an allowed one
+// ("DEL", "ET", "E"), or one in another case, gets 405 with the resource's
+// Allow header, and does nothing.
+func TestAdminMethodsExact(t *testing.T) {
+	e := startAdminEnv(t, "")
+	sid := e.login("42")
+	var all listResp
+	e.api(http.MethodGet, "/idle-sessions/", http.StatusOK, &all)
+	if all.Count != 1 {
+		t.Fatalf("list: %+v", all)
+	}
+	short := all.Sessions[0].Session
+	for _, tc := range []struct {
+		path, allow string
+		methods     []string
+	}{
+		{"/idle-sessions/", "GET, DELETE", []string{"DEL", "DELET", "ELETE", "E", "ET", "GE", "T", "get", "delete", "Delete", "POST", "PUT", "HEAD", "GETDELETE"}},
+		{"/idle-sessions/?user=42", "GET, DELETE", []string{"DEL", "ELE", "LETE", "delete"}},
+		{"/idle-sessions/stats", "GET", []string{"E", "ET", "GE", "get", "DELETE"}},
+		{"/idle-sessions/dead-letters", "GET", []string{"ET", "G"}},
+		{"/idle-sessions/dead-letters/retry", "POST", []string{"POS", "OST", "PO", "post", "GET"}},
+		{"/idle-sessions/" + short, "DELETE", []string{"DEL", "D", "ETE", "delete", "GET"}},
+	} {
+		for _, m := range tc.methods {
+			code, hdr, body := e.do(m, e.admin+tc.path, "")
+			if code != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: %d %s, want 405", m, tc.path, code, body)
+				continue
+			}
+			if got := hdr.Get("Allow"); got != tc.allow {
+				t.Errorf("%s %s: Allow %q, want %q", m, tc.path, got, tc.allow)
+			}
+		}
+	}
+	// Nothing was revoked: the session still works and is still listed.
+	if code, _, _ := e.do(http.MethodGet, e.site+"/", sid); code != http.StatusOK {
+		t.Errorf("session after the refused methods: %d, want 200", code)
+	}
+	e.api(http.MethodGet, "/idle-sessions/", http.StatusOK, &all)
+	if all.Count != 1 {
+		t.Errorf("after the refused methods: %d sessions, want 1", all.Count)
+	}
+	// The exact methods still work.
+	e.api(http.MethodGet, "/idle-sessions/stats", http.StatusOK, nil)
+	e.api(http.MethodDelete, "/idle-sessions/"+short, http.StatusOK, nil)
+}

@@ -18,7 +18,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	idle_session [<matcher>] {
-//	    cookie           <name>
+//	    cookie           <name>|<prefix>*
+//	    cookie_parser    php|django|express|rails|go|safe
 //	    laravel_key      <APP_KEY>
 //	    idle             <duration>
 //	    absolute         <duration>
@@ -32,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    name             <zone>
 //	    user_header      <header>
+//	    user_cookie      <name|prefix*> [<separator>]
 //	    logout {
 //	        <matcher set>
 //	    }
@@ -70,7 +72,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	textOpts := map[string]*string{
-		"cookie": &h.Cookie, "laravel_key": &h.LaravelKey, "name": &h.Name,
+		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey, "name": &h.Name,
 		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
 	}
 	for d.NextBlock(0) {
@@ -98,6 +100,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.RememberEnded = dur
 			case "warn_before":
 				h.WarnBefore = dur
+			}
+		case "user_cookie":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("user_cookie: want <name|prefix*> [<separator>]")
+			}
+			h.UserCookie = args[0]
+			if len(args) == 2 {
+				h.UserCookieSeparator = args[1]
 			}
 		case "max_sessions":
 			n, err := intArg(d, opt)

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,17 @@ type Handler struct {
 	// PHPSESSID, connect.sid). Required.
 	Cookie string `json:"cookie"`
 
+	// How the application reads its Cookie header, so that idlegate's
+	// reading of the session cookie is the application's: "php" (PHP's
+	// $_COOKIE, which Laravel and Symfony read too), "django", "express"
+	// (Node's cookie package), "rails" (Rack), "go" (net/http) or "safe"
+	// (any backend: a pair any of them would read counts, and only values
+	// that all of them decode alike are accepted). Default: from the cookie
+	// name: PHPSESSID and laravel_session php, sessionid django, connect.sid
+	// express, _<app>_session rails; php with laravel_key; safe for any
+	// other name (which refuses values with escapes: name the parser).
+	CookieParser string `json:"cookie_parser,omitempty"`
+
 	// Laravel's APP_KEY ("base64:..."). When set, the cookie is decrypted
 	// to Laravel's stable session ID, so re-encrypting the cookie on every
 	// response is not a rotation.
@@ -59,6 +71,18 @@ type Handler struct {
 	// An upstream response header that names the signed-in user. It is
 	// removed before the response reaches the client.
 	UserHeader string `json:"user_header,omitempty"`
+
+	// A cookie the upstream sets at login whose value names the user, for
+	// applications that send no user header: a name, or a prefix followed
+	// by '*' (wordpress_logged_in_*). The value is decoded as the
+	// application decodes it (cookie_parser), and cut at UserCookieSeparator
+	// when set. It is believed only on the response that starts or rotates
+	// the session, the answer to a login the application accepted.
+	UserCookie string `json:"user_cookie,omitempty"`
+
+	// With UserCookie: the user is the part of the value before the first
+	// occurrence of this (WordPress: "|").
+	UserCookieSeparator string `json:"user_cookie_separator,omitempty"`
 
 	// Requests that end the session once the upstream answers 2xx or 3xx.
 	LogoutMatchRaw caddyhttp.RawMatcherSets `json:"logout_match,omitempty" caddy:"namespace=http.matchers"`
@@ -108,16 +132,21 @@ type Handler struct {
 	// Where session ends are reported.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
-	logout  caddyhttp.MatcherSets
-	passive caddyhttp.MatcherSets
-	laravel *sessioncookie.Laravel
-	clear   *sessioncookie.Matcher
-	poolKey string
-	shared  *sharedEngine
-	zone    *engine.Zone
-	logger  *zap.Logger
-	channel string // the warning's BroadcastChannel name
-	script  string // the warning script's path (under status_path)
+	logout       caddyhttp.MatcherSets
+	passive      caddyhttp.MatcherSets
+	profile      sessioncookie.Profile
+	cookiePrefix string // the cookie option is a pattern: its prefix
+	laravel      *sessioncookie.Laravel
+	clear        *sessioncookie.Matcher
+	poolKey      string
+	shared       *sharedEngine
+	zone         *engine.Zone
+	logger       *zap.Logger
+	fam          *sessioncookie.Family
+	redirectHost string // on_expired redirect's target: never redirected again
+	redirectPath string
+	channel      string // the warning's BroadcastChannel name
+	script       string // the warning script's path (under status_path)
 }
 
 // StoreConfig selects the session store.
@@ -210,6 +239,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.OnExpired.StatusCode == 0 {
 		h.OnExpired.StatusCode = http.StatusUnauthorized
 	}
+	if h.OnExpired.Mode == "redirect" {
+		if u, err := url.Parse(h.OnExpired.URL); err == nil {
+			h.redirectHost, h.redirectPath = u.Host, u.Path
+		}
+	}
+	h.cookiePrefix, _ = strings.CutSuffix(h.Cookie, "*")
+	if h.cookiePrefix == h.Cookie {
+		h.cookiePrefix = ""
+	}
+	if h.CookieParser == "" {
+		h.CookieParser = sessioncookie.DefaultProfile(strings.TrimSuffix(h.Cookie, "*")).String()
+		if h.LaravelKey != "" {
+			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
+		}
+	}
 	if h.Store == nil {
 		h.Store = &StoreConfig{}
 	}
@@ -245,6 +289,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	h.profile, _ = sessioncookie.ParseProfile(h.CookieParser) // checked in Validate
 	if h.LaravelKey != "" {
 		l, err := sessioncookie.NewLaravel(h.LaravelKey)
 		if err != nil {
@@ -260,12 +305,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.clear = &m
 	}
 	initMetrics(ctx.GetMetricsRegistry())
+	initZoneMetrics(h.Name)
 
 	shared, key, err := acquireEngine(h.Store)
 	if err != nil {
 		return err
 	}
 	h.shared, h.poolKey = shared, key
+	h.family()
 	z, err := shared.engine.Configure(ctx, h.zoneConfig())
 	if err != nil {
 		return fmt.Errorf("idle_session: loading sessions of zone %q: %w", h.Name, err)
@@ -280,7 +327,8 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 		grace = time.Duration(*h.RotationGrace)
 	}
 	cfg := engine.ZoneConfig{
-		Name: h.Name,
+		Name:       h.Name,
+		UsersKnown: h.UserHeader != "" || h.UserCookie != "",
 		Policy: idletrack.Policy{
 			Idle:          time.Duration(h.Idle),
 			Absolute:      time.Duration(h.Absolute),
@@ -318,8 +366,13 @@ func (h *Handler) Validate() error {
 	if h.Cookie == "" {
 		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")
 	}
-	if strings.ContainsAny(h.Cookie, " \t\r\n;,=\"") {
-		return bad("cookie", "%q is not a valid cookie name", h.Cookie)
+	if base, pattern := strings.CutSuffix(h.Cookie, "*"); !sessioncookie.ValidName(base) || strings.Contains(base, "*") || pattern && base == "" {
+		return bad("cookie", "%q is not a valid cookie name, nor a name prefix followed by a single trailing '*' (wordpress_logged_in_*)", h.Cookie)
+	}
+	if h.CookieParser != "" {
+		if _, err := sessioncookie.ParseProfile(h.CookieParser); err != nil {
+			return bad("cookie_parser", "%v", err)
+		}
 	}
 	if h.Idle < 0 {
 		return bad("idle", "must be positive, got %s", time.Duration(h.Idle))
@@ -350,6 +403,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.StatusPath != "" && !strings.HasPrefix(h.StatusPath, "/") {
 		return bad("status_path", "%q must start with /", h.StatusPath)
+	}
+	if h.UserCookie != "" {
+		if base, _ := strings.CutSuffix(h.UserCookie, "*"); !sessioncookie.ValidName(base) || strings.Contains(base, "*") {
+			return bad("user_cookie", "%q is not a cookie name, nor a name prefix followed by a single trailing '*'", h.UserCookie)
+		}
 	}
 	if h.UserHeader != "" && !validHeaderName(h.UserHeader) {
 		return bad("user_header", "%q is not a valid header name", h.UserHeader)
@@ -452,11 +510,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	id, hasSession := h.sessionID(r)
+	id, rd, name, hasSession := h.readSession(r)
 	o := getObserver(h, now)
 	defer putObserver(o) // registered first, so it runs after every other deferred use of o
-	o.req, o.reqID = r, id
-	if hasSession {
+	o.req, o.reqID, o.name = r, id, name
+	switch {
+	case rd.Problem != sessioncookie.ProblemNone:
+		// The pairs do not make one session as a browser sends it back:
+		// an attacker's spelling, or duplicates that parsers would read
+		// differently. Never forwarded as they are.
+		if fwd, err := h.reject(w, r, o, "cookie_"+rd.Problem.String()); !fwd {
+			return err
+		}
+	case hasSession:
 		passive, err := false, error(nil)
 		if len(h.passive) > 0 { // an empty MatcherSets matches everything
 			if passive, err = h.passive.AnyMatchWithError(r); err != nil {
@@ -467,6 +533,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		switch v.Status {
 		case idletrack.StatusActive:
 			o.session, o.active, o.user = v.ID, true, v.User
+			rd.Forward(r.Header, name, h.profile)
 			if h.UserHeader != "" {
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in
@@ -484,12 +551,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if v.Status == idletrack.StatusRotated {
 				reason = "rotated"
 			}
-			metrics.rejected.WithLabelValues(h.Name, reason).Inc()
-			if h.OnExpired.Mode != "strip" {
-				return h.refuse(w, r, reason)
+			if fwd, err := h.reject(w, r, o, reason); !fwd {
+				return err
 			}
-			h.strip(w, r)
 		}
+	default:
+		rd.Forward(r.Header, name, h.profile)
 	}
 	o.ResponseWriter = w
 	if o.active {
@@ -504,27 +571,61 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// session's bookkeeping still happens, on the headers as they are.
 		o.process(http.StatusOK)
 	}
+	o.hideUser() // trailers set after the body
 	return err
 }
 
-// sessionID returns the ID of the request's session, if it carries one.
-// Malformed cookies, and Laravel cookies that fail to decrypt, count as no
-// session: the app decides what to do with them.
+// sessionID returns the ID of the request's session, if it carries one
+// that reads as one session.
 func (h *Handler) sessionID(r *http.Request) (idletrack.ID, bool) {
-	value, _ := sessioncookie.Find(r.Header, h.Cookie)
-	if value == "" || len(value) > maxCookieValue {
-		return idletrack.ID{}, false
+	id, _, _, ok := h.readSession(r)
+	return id, ok
+}
+
+// readSession reads the request's session cookie as the application will
+// (cookie_parser) and returns its ID. A session pair idlegate cannot vet —
+// too long, or a Laravel cookie that does not decrypt — is removed from the
+// request: the application then sees no session, as it would if it failed
+// to decode the value too, and never one idlegate did not check.
+//
+// name is the session cookie's name in the request (see requestCookie); ""
+// when a pattern matches none.
+func (h *Handler) readSession(r *http.Request) (id idletrack.ID, rd sessioncookie.Reading, name string, ok bool) {
+	name, several := h.requestCookie(r.Header)
+	if several {
+		return id, sessioncookie.Reading{Pairs: 2, Problem: sessioncookie.ProblemConflict}, name, false
 	}
-	return h.valueID(value)
+	if name == "" {
+		return id, rd, name, false
+	}
+	rd = sessioncookie.Read(r.Header, name, h.profile)
+	if rd.Problem != sessioncookie.ProblemNone || rd.Value == "" {
+		return id, rd, name, false
+	}
+	if len(rd.Value) <= maxCookieValue {
+		if id, ok := h.decodedID(name, rd.Value); ok {
+			return id, rd, name, true
+		}
+	}
+	sessioncookie.Strip(r.Header, name, h.profile, nil)
+	return id, sessioncookie.Reading{}, name, false
 }
 
 // maxCookieValue bounds the cookie values idlegate hashes; browsers cap a
 // cookie at 4 KiB, so anything longer is not a real session.
 const maxCookieValue = 4096
 
-func (h *Handler) valueID(value string) (idletrack.ID, bool) {
+// valueID is the ID of a session cookie value as the browser sends it (and
+// as a Set-Cookie line sets it).
+func (h *Handler) valueID(name, raw string) (idletrack.ID, bool) {
+	return h.decodedID(name, sessioncookie.Decode(raw, h.profile))
+}
+
+// decodedID is the ID of a session cookie value as the application decoded
+// it: with laravel_key, of the session ID inside.
+func (h *Handler) decodedID(name, value string) (idletrack.ID, bool) {
 	if h.laravel != nil {
-		sid, ok := h.laravel.SessionID(h.Cookie, value)
+		sid, ok := h.laravel.SessionIDDecoded(name, value)
 		if !ok {
 			return idletrack.ID{}, false
 		}

@@ -39,7 +39,7 @@ func initMetrics(reg *prometheus.Registry) {
 		}, []string{"zone", "reason"})
 		metrics.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_total",
-			Help: "Requests refused because their session had ended, by zone and reason.",
+			Help: "Requests refused, by zone and reason: the session ended (idle, absolute, logout, revoked), a rotated-away value (rotated), the session cookie spelled as no browser sends it (cookie_spelling) or read two ways (cookie_conflict), an ended session issued again by the upstream (reissued).",
 		}, []string{"zone", "reason"})
 		metrics.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "webhook_deliveries_total",
@@ -71,6 +71,27 @@ func initMetrics(reg *prometheus.Registry) {
 				panic(err)
 			}
 		}
+	}
+}
+
+// Label values the counters start with at 0, so that rate() and increase()
+// see the first event of each (a series born at 1 looks like no change).
+var (
+	endReasons    = []string{"idle", "absolute", "logout", "revoked"}
+	refuseReasons = []string{"idle", "absolute", "logout", "revoked", "rotated", "cookie_spelling", "cookie_conflict", "reissued"}
+	outcomes      = []string{"success", "failure", "dead"}
+)
+
+// initZoneMetrics creates zone's counter series at 0.
+func initZoneMetrics(zone string) {
+	for _, r := range endReasons {
+		metrics.ended.WithLabelValues(zone, r)
+	}
+	for _, r := range refuseReasons {
+		metrics.rejected.WithLabelValues(zone, r)
+	}
+	for _, o := range outcomes {
+		metrics.deliveries.WithLabelValues(o)
 	}
 }
 

@@ -1,16 +1,20 @@
 package caddymodule
 
 import (
+	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
 	"github.com/idlegate/idlegate/sessioncookie"
 )
@@ -29,10 +33,12 @@ type observer struct {
 	req      *http.Request
 	now      int64
 	reqID    idletrack.ID // the ID of the cookie value the request carried
+	name     string       // the session cookie's name in the request
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	logout   bool // the request matches a logout matcher
+	logout   bool     // the request matches a logout matcher
+	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
 }
@@ -54,11 +60,62 @@ func putObserver(o *observer) {
 }
 
 func (o *observer) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response (103 Early Hints) goes out at once
+		// with the header map as it is, and process reads only the final
+		// one: the user header is kept out of the 1xx and put back for the
+		// final response (Caddy's proxy removes the 1xx's own headers
+		// after sending it anyway).
+		saved := o.hideUser()
+		o.ResponseWriter.WriteHeader(code)
+		maps.Copy(o.Header(), saved)
+		return
+	}
 	if !o.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		o.process(code)
 		o.switched = code == http.StatusSwitchingProtocols
 	}
+	o.hideUser() // announced as a trailer, or already set as one
 	o.ResponseWriter.WriteHeader(code)
+}
+
+// hideUser removes the user header from the response: under any spelling
+// of its name, as a trailer set under http.TrailerPrefix, and from the
+// Trailer header's announcement. It returns the entries it removed.
+// WriteHeader calls it for every status; ServeHTTP again once the body is
+// written, when trailers have been set.
+func (o *observer) hideUser() http.Header {
+	name := o.h.UserHeader
+	if name == "" {
+		return nil
+	}
+	hdr := o.Header()
+	var removed http.Header
+	for k, v := range hdr {
+		if strings.EqualFold(strings.TrimPrefix(k, http.TrailerPrefix), name) {
+			if removed == nil {
+				removed = make(http.Header, 1)
+			}
+			removed[k] = v
+			delete(hdr, k)
+		}
+	}
+	if announced, ok := hdr["Trailer"]; ok {
+		var keep []string
+		for _, v := range announced {
+			for n := range strings.SplitSeq(v, ",") {
+				if n = strings.TrimSpace(n); n != "" && !strings.EqualFold(n, name) {
+					keep = append(keep, n)
+				}
+			}
+		}
+		if len(keep) == 0 {
+			delete(hdr, "Trailer")
+		} else {
+			hdr["Trailer"] = []string{strings.Join(keep, ", ")}
+		}
+	}
+	return removed
 }
 
 func (o *observer) Write(b []byte) (int, error) {
@@ -100,14 +157,29 @@ func (o *observer) process(code int) {
 			hdr.Del(h.UserHeader)
 		}
 	}
-	sc, hasCookie := sessioncookie.FromResponse(hdr, h.Cookie, unixTime(o.now))
+	sc, hasCookie := sessioncookie.FromResponse(hdr, h.responseCookie(hdr), unixTime(o.now))
+	if !userSet && h.UserCookie != "" && hasCookie && !sc.Deleted {
+		// The session starts or rotates on this response (cookieSet
+		// decides which): the answer to a login the application accepted.
+		user, userSet = h.cookieUser(hdr)
+	}
+	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
+		// The cookies a session's responses set are its family.
+		h.family().Learn(hdr, o.req.URL.Path)
+	}
+	if len(o.clears) > 0 {
+		hdr["Set-Cookie"] = append(o.clears, hdr["Set-Cookie"]...)
+	}
 	ended := false
 	endSession := func(why string) {
 		if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 			h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.String("why", why), zap.Error(err))
 		}
 		ended = true
-		h.addClearCookies(hdr, o.req)
+		// When the upstream's answer leaves the session cookie alone
+		// (DokuWiki keeps the same ID), idlegate clears it: the next page
+		// is the application's, not a refusal.
+		h.addClearLines(hdr, o.req, hasCookie)
 	}
 	if o.active {
 		switch {
@@ -121,8 +193,8 @@ func (o *observer) process(code int) {
 		}
 	}
 
-	if hasCookie && !sc.Deleted && len(sc.Value) <= maxCookieValue {
-		if id, ok := h.valueID(sc.Value); ok {
+	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
+		if id, ok := h.valueID(sc.Name, sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
 		}
 	} else if o.active && !ended && userSet && user != "" {
@@ -189,7 +261,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 			if _, err := z.End(o.session, idletrack.ReasonLogout, o.now); err != nil {
 				h.logger.Warn("session end not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
 			}
-			h.addClearCookies(o.Header(), o.req)
+			h.addClearLines(o.Header(), o.req, true)
 			o.active = false
 		default:
 			o.rotate(id)
@@ -205,6 +277,10 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	}
 	// A session the upstream has just issued.
 	started, err := z.Start(id, user, o.now)
+	if errors.Is(err, engine.ErrEnded) {
+		o.refuseIssued()
+		return
+	}
 	if err != nil {
 		h.logger.Warn("new session not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
@@ -225,6 +301,10 @@ func (o *observer) rotate(id idletrack.ID) {
 	h, z := o.h, o.h.zone
 	for range maxRotateTries {
 		_, ok, err := z.Rotate(o.session, id, o.now)
+		if errors.Is(err, engine.ErrEnded) {
+			o.refuseIssued()
+			return
+		}
 		if ok {
 			if err != nil {
 				h.logger.Warn("rotation not yet stored", zap.String("session", id.Short()), zap.Error(err))
@@ -256,10 +336,49 @@ func (o *observer) follow() (string, bool) {
 	return v.User, true
 }
 
+// refuseIssued keeps an ended identity from reaching the client when the
+// upstream issues it again (Laravel answering a request for a session it
+// still holds; an app that keeps the ID idlegate ended): the upstream's
+// Set-Cookie lines for the session cookie give way to one that clears it,
+// and the clear_cookies are cleared too.
+func (o *observer) refuseIssued() {
+	h, hdr := o.h, o.Header()
+	lines := hdr["Set-Cookie"]
+	kept := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if sc, ok := sessioncookie.ParseSetCookie(l, unixTime(o.now)); ok && h.isSessionCookie(sc.Name) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	hdr["Set-Cookie"] = append(kept, h.clearLines(o.req, false)...)
+	metrics.rejected.WithLabelValues(h.Name, "reissued").Inc()
+	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Name))
+}
+
 // stale reports whether the request carried a rotated-away value of its
 // session (one still inside rotation_grace) rather than the current one.
 func (o *observer) stale() bool {
 	return o.active && o.reqID != o.session
+}
+
+// cookieUser reads the user from the user_cookie the response sets.
+func (h *Handler) cookieUser(hdr http.Header) (string, bool) {
+	base, prefix := strings.CutSuffix(h.UserCookie, "*")
+	for _, line := range hdr["Set-Cookie"] {
+		c, ok := sessioncookie.ParseSetCookie(line, time.Time{})
+		if !ok || c.Deleted || !(c.Name == h.UserCookie || prefix && strings.HasPrefix(c.Name, base)) {
+			continue
+		}
+		v := sessioncookie.Decode(c.Raw, h.profile)
+		if h.UserCookieSeparator != "" {
+			v, _, _ = strings.Cut(v, h.UserCookieSeparator)
+		}
+		if u, ok := cleanUser(v); ok && u != "" {
+			return u, true
+		}
+	}
+	return "", false
 }
 
 // cleanUser accepts a user header value: valid UTF-8, no control characters

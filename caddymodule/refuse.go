@@ -9,11 +9,10 @@ import (
 )
 
 // refuse answers a request of an ended session per on_expired, clearing the
-// session cookie and the clear_cookies.
+// session's cookies.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) error {
 	hdr := w.Header()
-	h.addClearCookies(hdr, r)
-	hdr.Add("Set-Cookie", clearSession(h.Cookie))
+	h.addClearLines(hdr, r, false)
 	hdr.Set("Cache-Control", "no-store")
 	if h.OnExpired.Mode == "redirect" && isBrowserNavigation(r) {
 		http.Redirect(w, r, h.OnExpired.URL, http.StatusSeeOther)
@@ -35,49 +34,39 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) 
 	return err
 }
 
-// strip forwards a refused request without the session cookie: the upstream
-// sees a signed-out visitor. The response still clears the cookie.
-func (h *Handler) strip(w http.ResponseWriter, r *http.Request) {
-	var kept []string
-	for _, line := range r.Header.Values("Cookie") {
-		for _, part := range strings.Split(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == h.Cookie || (h.clear != nil && h.clear.Match(name)) || strings.TrimSpace(part) == "" {
-				continue
-			}
-			kept = append(kept, strings.TrimSpace(part))
-		}
+// reject counts a refused request under reason and answers it per
+// on_expired. With strip — and with redirect for a request to the redirect
+// target itself, which must never be redirected again (a loop, when the
+// clearing cannot take) — it only prepares the request to go on without
+// the session, and reports forward.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, o *observer, reason string) (forward bool, err error) {
+	metrics.rejected.WithLabelValues(h.Name, reason).Inc()
+	if h.OnExpired.Mode != "strip" && !h.isRedirectTarget(r) {
+		return false, h.refuse(w, r, reason)
 	}
-	r.Header.Del("Cookie")
-	if len(kept) > 0 {
-		r.Header.Set("Cookie", strings.Join(kept, "; "))
-	}
-	h.addClearCookies(w.Header(), r)
-	w.Header().Add("Set-Cookie", clearSession(h.Cookie))
+	h.strip(r, o)
+	return true, nil
 }
 
-// addClearCookies adds Set-Cookie lines that delete the clear_cookies: every
-// exact name, and the request's cookies that match a prefix.
-func (h *Handler) addClearCookies(hdr http.Header, r *http.Request) {
-	if h.clear == nil {
-		return
+// strip readies a refused request to go on without the session: every pair
+// the application would read as the session cookie, however spelled, every
+// clear_cookies match and every cookie of the session's family go, and the
+// upstream sees a signed-out visitor. The response clears them all (the
+// lines are computed from the request before anything is removed, and are
+// put before the upstream's own Set-Cookie lines, so a fresh session the
+// upstream issues survives them).
+func (h *Handler) strip(r *http.Request, o *observer) {
+	o.clears = h.clearLines(r, false)
+	name := o.name
+	if name == "" {
+		name = h.Cookie // a pattern that matched nothing: inFamily removes its matches
 	}
-	seen := map[string]bool{}
-	for _, p := range h.ClearCookies {
-		if !strings.HasSuffix(p, "*") && !seen[p] {
-			seen[p] = true
-			hdr.Add("Set-Cookie", sessioncookie.Clear(p, "/", ""))
-		}
-	}
-	if r == nil {
-		return
-	}
-	for name := range sessioncookie.Names(r.Header) {
-		if !seen[name] && h.clear.Match(name) {
-			seen[name] = true
-			hdr.Add("Set-Cookie", sessioncookie.Clear(name, "/", ""))
-		}
-	}
+	sessioncookie.Strip(r.Header, name, h.profile, h.inFamily)
+}
+
+// isRedirectTarget reports whether r asks for on_expired redirect's target.
+func (h *Handler) isRedirectTarget(r *http.Request) bool {
+	return h.redirectPath != "" && r.URL.Path == h.redirectPath && (h.redirectHost == "" || strings.EqualFold(h.redirectHost, r.Host))
 }
 
 // isBrowserNavigation decides whether a refused request is a top-level
@@ -117,6 +106,3 @@ func acceptsJSON(r *http.Request) bool {
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns) }
-
-// clearSession is the Set-Cookie value that deletes the session cookie.
-func clearSession(name string) string { return sessioncookie.Clear(name, "/", "") }

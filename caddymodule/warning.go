@@ -98,8 +98,7 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request, now int64
 			}
 		}
 	}
-	h.addClearCookies(w.Header(), r)
-	w.Header().Add("Set-Cookie", clearSession(h.Cookie))
+	h.addClearLines(w.Header(), r, false)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,10 @@ type ZoneConfig struct {
 	// Webhook is nil when no webhook is configured; then no events are
 	// queued for the zone.
 	Webhook *Webhook
+	// UsersKnown: the upstream names the signed-in user (user_header).
+	// Then only sessions that had a user earn a durable tombstone; without
+	// it, every session the upstream issued does (docs/SECURITY.md, "Floods").
+	UsersKnown bool
 }
 
 // Webhook is a zone's webhook target and what it is sent.
@@ -154,16 +159,52 @@ func (z *Zone) endWrite(end idletrack.End) storage.EndWrite {
 		End:            end,
 		Policy:         cfg.Policy,
 		TombstoneUntil: end.EndedAt + int64(cfg.Policy.RememberEnded),
+		// Invented values, adopted and sent again, never earn one.
+		NoAnonymousTombstone: cfg.UsersKnown || end.Adopted,
 		Events: func(end idletrack.End) []storage.Event {
 			return z.e.enc.Ended(z.Config(), end, z.e.o.Now())
 		},
 	}
 }
 
+// ErrEnded is returned when the upstream issues, or rotates a session onto,
+// an identity that has ended: no response may make it live again.
+var ErrEnded = errors.New("the session ID has ended and cannot be issued again")
+
+// Ended reports whether id is an ended identity at now (a tombstone, or a
+// rotated-away value past its grace). When memory does not know id it asks
+// the store, which keeps every end for remember_ended, across restarts and
+// instances; a tombstone found there is remembered in memory.
+func (z *Zone) Ended(id idletrack.ID, now int64) bool {
+	if ended, known := z.tracker.Ended(id, now); known {
+		return ended
+	}
+	rec, err := z.e.store.Lookup(z.e.ctx, z.Name(), id)
+	if err != nil {
+		// Fail open, as for adoption: an unreadable store must not stop
+		// every login; the end stays in the store and refuses requests.
+		z.e.storeError("lookup", err)
+		return false
+	}
+	switch rec.Kind {
+	case storage.KindTombstone:
+		if now < rec.Until {
+			z.tracker.Remember(id, rec.Until, rec.Reason)
+			return true
+		}
+	case storage.KindAlias:
+		return now >= rec.Alias.GraceUntil && now < rec.Alias.ForgetAt
+	}
+	return false
+}
+
 // Start records a session the upstream has just issued, durably. It returns
 // false when the session is not tracked (the zone is full, or the value was
-// seen before).
+// seen before), and ErrEnded when id is an ended identity.
 func (z *Zone) Start(id idletrack.ID, user string, now int64) (bool, error) {
+	if z.Ended(id, now) {
+		return false, ErrEnded
+	}
 	s, ok := z.tracker.Start(id, now, user)
 	if !ok {
 		return false, nil
@@ -175,8 +216,12 @@ func (z *Zone) Start(id idletrack.ID, user string, now int64) (bool, error) {
 	return true, z.e.enqueue(&b, true)
 }
 
-// Rotate moves session old to the new ID, durably.
+// Rotate moves session old to the new ID, durably. It returns ErrEnded,
+// and moves nothing, when id is an ended identity.
 func (z *Zone) Rotate(old, id idletrack.ID, now int64) (idletrack.Session, bool, error) {
+	if z.Ended(id, now) {
+		return idletrack.Session{}, false, ErrEnded
+	}
 	r, ok := z.tracker.Rotate(old, id, now)
 	if !ok {
 		return idletrack.Session{}, false, nil

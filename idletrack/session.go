@@ -86,6 +86,10 @@ type End struct {
 	Zone    string
 	Reason  Reason
 	EndedAt int64 // for idle and absolute: the deadline, not the moment the sweeper noticed
+	// Adopted: the session was adopted from a cookie value idlegate had
+	// never seen, and the upstream never issued or rotated it (memory
+	// only: sessions loaded from the store count as issued).
+	Adopted bool
 }
 
 // DurationSeconds is the online time: from OnlineSince to the last activity.

@@ -24,6 +24,7 @@ const (
 	fProbation                   // adopted, seen once, not yet persisted
 	fStored                      // the store has a record of it
 	fUsed                        // the slot holds a session
+	fAdopted                     // adopted from an unknown value, never issued or rotated by the upstream
 )
 
 func newEntry(s Session, flags uint8) entry {

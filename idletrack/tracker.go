@@ -271,7 +271,7 @@ func (t *Tracker) promoteLocked(sh *shard, e *entry) {
 // silently.
 func (t *Tracker) endLocked(sh *shard, slot uint32, p *Policy, why Reason, at int64) *End {
 	e := sh.live.at(slot)
-	s, probation := e.session(sh.live.user(slot)), e.flags&fProbation != 0
+	s, probation, adopted := e.session(sh.live.user(slot)), e.flags&fProbation != 0, e.flags&fAdopted != 0
 	sh.live.remove(s.ID)
 	delete(sh.back, s.ID)
 	if probation {
@@ -280,7 +280,7 @@ func (t *Tracker) endLocked(sh *shard, slot uint32, p *Policy, why Reason, at in
 	}
 	t.established.Add(-1)
 	t.rememberLocked(sh, s.ID, at+int64(p.RememberEnded), why)
-	return &End{Session: s, Zone: t.zone, Reason: why, EndedAt: at}
+	return &End{Session: s, Zone: t.zone, Reason: why, EndedAt: at, Adopted: adopted}
 }
 
 func (t *Tracker) rememberLocked(sh *shard, id ID, until int64, why Reason) {
@@ -307,7 +307,7 @@ func (t *Tracker) Adopt(id ID, now int64) Verdict {
 		sh.mu.Unlock()
 		return v
 	}
-	e := entry{ID: id, StartedAt: now, LastActivity: now, Requests: 1, flags: fProbation}
+	e := entry{ID: id, StartedAt: now, LastActivity: now, Requests: 1, flags: fProbation | fAdopted}
 	sh.live.insert(e, "")
 	t.probation.Add(1)
 	at, _ := e.deadline(p)
@@ -358,6 +358,26 @@ func (t *Tracker) admitProbation(id ID, p *Policy) {
 		t.probation.Add(-1)
 	}
 	sh.mu.Unlock()
+}
+
+// Ended reports what the tracker knows of whether id is an ended identity
+// at now: one remembered as ended, or a rotated-away value past its grace.
+// known is false when the tracker has never seen id (or has forgotten it);
+// the caller then asks the store, which remembers every end.
+func (t *Tracker) Ended(id ID, now int64) (ended, known bool) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.live.find(id); ok {
+		return false, true
+	}
+	if a, ok := sh.alias[id]; ok && now < a.forgetAt {
+		return now >= a.graceUntil, true
+	}
+	if tb, ok := sh.tomb[id]; ok && now < tb.until {
+		return true, true
+	}
+	return false, false
 }
 
 // Start begins a session that the upstream has just issued. It returns false
@@ -466,6 +486,11 @@ func (t *Tracker) Rotate(old, id ID, now int64) (Rotation, bool) {
 	// parallel request with the old value always finds one or the other.
 	nsh := t.shard(id)
 	nsh.mu.Lock()
+	if tb, ok := nsh.tomb[id]; ok && now < tb.until {
+		// Never onto an ended identity: that would make it live again.
+		nsh.mu.Unlock()
+		return Rotation{}, false
+	}
 	nsh.live.put(moved, user)
 	nsh.mu.Unlock()
 

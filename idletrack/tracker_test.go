@@ -569,3 +569,30 @@ func TestInFlightFollowsRotation(t *testing.T) {
 		t.Fatal("the count never goes below zero")
 	}
 }
+
+// TestEndSaysWhetherTheUpstreamEverIssuedTheSession: an adopted value that
+// the upstream never issued or rotated is marked, so that its end earns no
+// durable tombstone (a flood of invented values sent twice each).
+func TestEndSaysWhetherTheUpstreamEverIssuedTheSession(t *testing.T) {
+	p := DefaultPolicy()
+	tr := NewTracker("z", p)
+	var now int64 = 1e18
+	invented, issued, rotated, next := ID{1}, ID{2}, ID{3}, ID{4}
+	for _, id := range []ID{invented, rotated} {
+		tr.Adopt(id, now)
+		tr.Request(id, now+1, true) // promoted by its second request
+	}
+	tr.Start(issued, now, "")
+	if _, ok := tr.Rotate(rotated, next, now+2); !ok {
+		t.Fatal("rotate")
+	}
+	for _, c := range []struct {
+		id      ID
+		adopted bool
+	}{{invented, true}, {issued, false}, {next, false}} {
+		e := tr.End(c.id, ReasonLogout, now+3)
+		if e == nil || e.Adopted != c.adopted {
+			t.Errorf("End(%x) = %+v; want Adopted %v", c.id[:1], e, c.adopted)
+		}
+	}
+}

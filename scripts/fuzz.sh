@@ -21,8 +21,10 @@ for target in \
 	./sessioncookie:FuzzFind:100000x \
 	./sessioncookie:FuzzParseSetCookie:100000x \
 	./sessioncookie:FuzzLaravelSessionID:50000x \
+	./sessioncookie:FuzzReading:5000x \
 	./caddymodule:FuzzCaddyfile:1000x \
-	./caddymodule:FuzzCleanUser:5000x; do
+	./caddymodule:FuzzCleanUser:5000x \
+	./warning:FuzzInject:3000x; do
 	pkg=${target%%:*}
 	rest=${target#*:}
 	name=${rest%%:*}

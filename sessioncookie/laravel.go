@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -78,23 +77,34 @@ type laravelPayload struct {
 }
 
 // SessionID returns the session ID carried by cookieValue, the value of the
-// cookie called cookieName exactly as the browser sent it (URL-encoded).
+// cookie called cookieName exactly as the browser sends it (URL-encoded):
+// it is [Laravel.SessionIDDecoded] of the value as PHP percent-decodes it.
+func (l *Laravel) SessionID(cookieName, cookieValue string) (id string, ok bool) {
+	return l.SessionIDDecoded(cookieName, Decode(cookieValue, ProfilePHP))
+}
+
+// SessionIDDecoded returns the session ID carried by value, the cookie
+// called cookieName as PHP hands it to Laravel ($_COOKIE: percent-decoded
+// once; see [Decode] with [ProfilePHP]).
 //
-// It repeats what Laravel 8's EncryptCookies and Encrypter do: URL-decode,
-// base64-decode, parse the JSON {"iv","value","mac","tag"}, check the MAC
-// (HMAC-SHA256 over iv.value, hex) in constant time or, for GCM, the tag,
-// decrypt, strip the PKCS#7 padding, then check and strip the prefix
+// It repeats what Laravel 8's EncryptCookies and Encrypter do, including
+// where PHP is lenient: base64_decode skips every byte outside the base64
+// alphabet (an attacker's '.' or '%' changes nothing), json_decode matches
+// keys exactly (Go's encoding/json would also match "IV" for iv) and keeps
+// the last of duplicate keys; then the MAC (HMAC-SHA256 over iv.value, hex)
+// is checked in constant time or, for GCM, the tag; the value is decrypted,
+// the PKCS#7 padding stripped, and the prefix
 // hash_hmac('sha1', cookieName.'v2', key).'|' that binds the value to the
-// cookie's name. The result must look like a Laravel session ID: 40 ASCII
-// letters and digits.
+// cookie's name checked and stripped. The result must look like a Laravel
+// session ID: 40 ASCII letters and digits.
 //
 // ok is false for anything else: a value encrypted with another key or for
-// another cookie, tampered, truncated, or garbage. SessionID never panics.
-func (l *Laravel) SessionID(cookieName, cookieValue string) (id string, ok bool) {
-	if l == nil || len(cookieValue) == 0 || len(cookieValue) > MaxLaravelCookie {
+// another cookie, tampered, truncated, or garbage. It never panics.
+func (l *Laravel) SessionIDDecoded(cookieName, value string) (id string, ok bool) {
+	if l == nil || len(value) == 0 || len(value) > MaxLaravelCookie {
 		return "", false
 	}
-	plain, ok := l.decrypt(cookieValue)
+	plain, ok := l.decrypt(value)
 	if !ok {
 		return "", false
 	}
@@ -109,21 +119,25 @@ func (l *Laravel) SessionID(cookieName, cookieValue string) (id string, ok bool)
 	return string(sid), true
 }
 
-// decrypt undoes Encrypter::encrypt($value, false) on a URL-encoded cookie.
-func (l *Laravel) decrypt(cookieValue string) ([]byte, bool) {
-	// Symfony writes the value with rawurlencode; PHP decodes it before
-	// Laravel sees it. '+' is left alone: it is a base64 character, and
-	// Symfony always writes it as %2B.
-	s, err := url.PathUnescape(cookieValue)
-	if err != nil {
-		return nil, false
-	}
-	raw, ok := decodeBase64(s)
-	if !ok {
+// decrypt undoes Encrypter::encrypt($value, false) on a cookie value as
+// PHP decoded it.
+func (l *Laravel) decrypt(value string) ([]byte, bool) {
+	raw := phpBase64Decode(value)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, false
 	}
 	var p laravelPayload
-	if err := json.Unmarshal(raw, &p); err != nil || p.IV == nil || p.Value == nil || p.MAC == nil {
+	for key, dst := range map[string]**string{"iv": &p.IV, "value": &p.Value, "mac": &p.MAC, "tag": &p.Tag} {
+		if v, ok := fields[key]; ok {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return nil, false // not a string: PHP's checks fail on it too
+			}
+			*dst = &s
+		}
+	}
+	if p.IV == nil || p.Value == nil || p.MAC == nil {
 		return nil, false
 	}
 	iv, err := base64.StdEncoding.Strict().DecodeString(*p.IV)
@@ -207,10 +221,22 @@ func (l *Laravel) prefix(cookieName string) []byte {
 	return out
 }
 
-// decodeBase64 decodes standard base64 with or without padding.
-func decodeBase64(s string) ([]byte, bool) {
-	b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
-	return b, err == nil
+// phpBase64Decode is PHP's base64_decode($s) without strict: every byte
+// outside the alphabet, '=' included, is skipped wherever it stands, and a
+// last lone character is dropped.
+func phpBase64Decode(s string) []byte {
+	buf := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' {
+			buf = append(buf, c)
+		}
+	}
+	if len(buf)%4 == 1 {
+		buf = buf[:len(buf)-1]
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(buf)))
+	n, _ := base64.RawStdEncoding.Decode(out, buf) // cannot fail: alphabet only, no lone char
+	return out[:n]
 }
 
 // validLaravelID is Illuminate\Session\Store::isValidId: 40 characters,

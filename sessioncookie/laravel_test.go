@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -435,4 +436,45 @@ func TestLaravelConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestLaravelReadsAsPHP covers the spellings PHP accepts for the same
+// session: Laravel must find the ID that PHP finds, or an ended session
+// comes back under a spelling idlegate does not recognise.
+func TestLaravelReadsAsPHP(t *testing.T) {
+	var cbc laravelVector
+	for _, v := range loadVectors(t) {
+		if v.Cipher == "AES-256-CBC" && v.CookieName == "laravel_session" && strings.HasPrefix(v.AppKey, "base64:") {
+			cbc = v
+		}
+	}
+	l, err := NewLaravel(cbc.AppKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := Decode(cbc.CookieValue, ProfilePHP)
+	other := encryptCBC(l.key, append(l.prefix(cbc.CookieName), []byte(strings.Repeat("B", 40))...), true, nil)
+
+	var p, q map[string]string
+	js, _ := base64.StdEncoding.DecodeString(dec)
+	json.Unmarshal(js, &p)
+	js, _ = base64.StdEncoding.DecodeString(Decode(other, ProfilePHP))
+	json.Unmarshal(js, &q)
+	// The victim's fields under the exact keys, another session's under
+	// keys that differ only in case: PHP reads the exact keys only.
+	smuggled := fmt.Sprintf(`{"IV":%q,"VALUE":%q,"MAC":%q,"iv":%q,"value":%q,"mac":%q}`, q["iv"], q["value"], q["mac"], p["iv"], p["value"], p["mac"])
+	last := fmt.Sprintf(`{"iv":%q,"value":%q,"mac":%q,"iv":%q,"value":%q,"mac":%q}`, q["iv"], q["value"], q["mac"], p["iv"], p["value"], p["mac"])
+
+	for _, tt := range []struct{ why, value string }{
+		{"a '.' inside the base64", dec[:10] + "." + dec[10:]},
+		{"'%' and spaces inside the base64", dec[:5] + "% " + dec[5:20] + "\t" + dec[20:]},
+		{"padding in the middle", dec[:8] + "==" + dec[8:]},
+		{"padding dropped", strings.TrimRight(dec, "=")},
+		{"keys of other case beside the exact ones", base64.StdEncoding.EncodeToString([]byte(smuggled))},
+		{"duplicate keys: the last wins", base64.StdEncoding.EncodeToString([]byte(last))},
+	} {
+		if id, ok := l.SessionIDDecoded(cbc.CookieName, tt.value); !ok || id != cbc.SessionID {
+			t.Errorf("%s: SessionIDDecoded = %q, %v; want %q as PHP reads it", tt.why, id, ok, cbc.SessionID)
+		}
+	}
 }

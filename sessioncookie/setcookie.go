@@ -11,6 +11,9 @@ import (
 type SetCookie struct {
 	// Name is the cookie name.
 	Name string
+	// Raw is the new value as the browser stores it and sends it back:
+	// trimmed, quotes kept.
+	Raw string
 	// Value is the new value, unquoted. It is empty or meaningless when
 	// Deleted is true (PHP, for one, deletes with the value "deleted").
 	Value string
@@ -49,7 +52,7 @@ func ParseSetCookie(line string, now time.Time) (c SetCookie, ok bool) {
 	if !valid {
 		return SetCookie{}, false
 	}
-	c = SetCookie{Name: name, Value: value}
+	c = SetCookie{Name: name, Raw: textproto.TrimString(raw), Value: value}
 
 	var (
 		maxAge     int64

@@ -2,6 +2,7 @@ package sessioncookie
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,6 +78,12 @@ func TestParseSetCookie(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, ok := ParseSetCookie(tt.line, now)
+		pair, _, _ := strings.Cut(tt.line, ";")
+		_, raw, _ := strings.Cut(pair, "=")
+		if wantRaw := strings.Trim(raw, " \t"); ok && got.Raw != wantRaw {
+			t.Errorf("ParseSetCookie(%q).Raw = %q; want %q (as the browser sends it back)", tt.line, got.Raw, wantRaw)
+		}
+		got.Raw = ""
 		if ok != tt.ok || got != tt.want {
 			t.Errorf("ParseSetCookie(%q)\n got %+v, %v\nwant %+v, %v", tt.line, got, ok, tt.want, tt.ok)
 		}

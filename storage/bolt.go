@@ -650,14 +650,18 @@ func endSession(wt *wtx, w EndWrite) (EndResult, []Event, error) {
 			return EndResult{}, nil, err
 		}
 		wt.reset(e.Zone, id)
+	} else if !w.tombstone(&e) {
+		return EndResult{}, nil, nil // no record and no tombstone to say so: ended before, or never stored
 	}
-	tv := make([]byte, 8, 8+len(e.Reason))
-	binary.BigEndian.PutUint64(tv, uint64(w.TombstoneUntil))
-	if err := z.t.Put(id[:], append(tv, e.Reason...)); err != nil {
-		return EndResult{}, nil, err
-	}
-	if err := z.f.Put(timeKey(w.TombstoneUntil, []byte{kindTomb}, id[:]), nil); err != nil {
-		return EndResult{}, nil, err
+	if w.tombstone(&e) {
+		tv := make([]byte, 8, 8+len(e.Reason))
+		binary.BigEndian.PutUint64(tv, uint64(w.TombstoneUntil))
+		if err := z.t.Put(id[:], append(tv, e.Reason...)); err != nil {
+			return EndResult{}, nil, err
+		}
+		if err := z.f.Put(timeKey(w.TombstoneUntil, []byte{kindTomb}, id[:]), nil); err != nil {
+			return EndResult{}, nil, err
+		}
 	}
 	var evs []Event
 	if w.Events != nil {

@@ -142,7 +142,9 @@ while i <= #ARGV do
   elseif op == 'E' then
     local id = ARGV[a]
     drop(id)
-    redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
+    if ARGV[a + 2] ~= '0' then
+      redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
+    end
     notify('E', id, ARGV[a + 1])
     for j = 0, tonumber(ARGV[a + 3]) - 1 do
       local e = a + 4 + 3 * j
@@ -339,11 +341,21 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 					}
 				}
 			}
+			tombUntil := w.TombstoneUntil
+			if !w.tombstone(&end) {
+				if !x.exists {
+					// Ended and removed by another instance, which left no
+					// tombstone to say so: exactly once.
+					res[k] = EndResult{}
+					continue
+				}
+				tombUntil = 0
+			}
 			var evs []Event
 			if w.Events != nil {
 				evs = w.Events(end)
 			}
-			args = append(args, "E", hexID(end.Session.ID), itoa(w.TombstoneUntil)+" "+string(end.Reason), w.TombstoneUntil/1e6, len(evs))
+			args = append(args, "E", hexID(end.Session.ID), itoa(tombUntil)+" "+string(end.Reason), tombUntil/1e6, len(evs))
 			for _, e := range evs {
 				j, err := json.Marshal(e)
 				if err != nil {

@@ -138,9 +138,19 @@ type EndWrite struct {
 	Policy idletrack.Policy
 	// TombstoneUntil: the ID is refused until then (EndedAt+RememberEnded).
 	TombstoneUntil int64
+	// NoAnonymousTombstone: an end of a session that never had a user, as
+	// the store knows it, leaves no tombstone, so that invented cookie
+	// values cannot grow the store (docs/SECURITY.md, "Floods"). The
+	// session's record is removed all the same.
+	NoAnonymousTombstone bool
 	// Events builds the events to queue from the end as carried out (after
 	// merging stored activity and requests). It may return none.
 	Events func(idletrack.End) []Event
+}
+
+// tombstone reports whether end, as carried out, leaves a tombstone.
+func (w *EndWrite) tombstone(end *idletrack.End) bool {
+	return !w.NoAnonymousTombstone || end.Session.User != "" || end.Session.LoginAt != 0
 }
 
 // EndResult says what became of an EndWrite.

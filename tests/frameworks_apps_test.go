@@ -73,7 +73,7 @@ func StartApp(t testing.TB, fw Framework) *App {
 		"IDLEGATE_WEBHOOK_SECRET="+TestSecret,
 		"IDLEGATE_APPS_CACHE="+filepath.Join(os.TempDir(), "idlegate-test-apps"),
 	)
-	if fw.Dir == "laravel" {
+	if fw.Dir == "laravel" || fw.LaravelKey {
 		key := make([]byte, 32)
 		rand.Read(key)
 		a.AppKey = "base64:" + base64.StdEncoding.EncodeToString(key)

@@ -1,7 +1,6 @@
 package warning
 
 import (
-	"bytes"
 	"mime"
 	"net/http"
 	"strconv"
@@ -39,10 +38,9 @@ func ShouldInject(r *http.Request) bool {
 type state uint8
 
 const (
-	idle      state = iota // no final status yet
-	scanning               // an HTML page that may get the tag; held back in buf
-	appending              // headers and body are on their way; the tag goes at the end
-	through                // everything goes straight to the client
+	idle     state = iota // no final status yet
+	scanning              // an HTML page that may get the tag; held back in buf
+	through               // everything goes straight to the client
 )
 
 // Injector is an http.ResponseWriter that inserts the warning tag into an
@@ -51,19 +49,25 @@ const (
 // Rules:
 //
 //   - Only a 2xx response (not 204, 205 or 206) whose Content-Type is
-//     text/html, without Content-Encoding (other than identity), without
-//     Content-Range and without Cache-Control: no-transform is changed.
-//     Anything else, including every compressed page, 1xx, 304 and HEAD
-//     responses, passes through untouched.
-//   - The tag goes right before the first </head> (case-insensitive, not
-//     inside a comment, script or other raw-text element); if the page omits
-//     </head>, before <body>. If neither appears in the first Window bytes,
-//     the tag goes before the last </body> of that window, or else at the
-//     end of the page (browsers run a script found after </html> too).
-//   - Only the first Window bytes are held back; a Flush from the handler is
-//     deferred until the place of the tag is known, so a page that streams
-//     slowly without <body> in its first Window bytes is delayed until then.
-//   - A page whose first Window bytes already contain Marker (it loads the
+//     text/html (with no charset, or one whose markup bytes are ASCII: not
+//     UTF-16 or ISO-2022-JP), without Content-Encoding (other than
+//     identity), without Content-Range and without Cache-Control:
+//     no-transform is changed. Anything else, including every compressed
+//     page, 1xx, 304 and HEAD responses, passes through untouched.
+//   - The page is read with the HTML5 tokenizer of golang.org/x/net/html,
+//     and the tag goes at the start of the first token that is not head
+//     content: right before </head>, or, if the page omits it, before
+//     <body ...> or whatever else starts the body. It is never put inside
+//     a tag or attribute, a comment, or the text of a <script>, <style>,
+//     <title>, <textarea> or other raw-text element; see scanner for the
+//     rules and why they are safe.
+//   - Only the first Window bytes are held back, and the tag's place must
+//     be among them: a page whose head runs on for longer passes through
+//     unchanged. A page that ends before its head does gets the tag at its
+//     end, if that end is outside every tag, comment and raw-text element.
+//   - A Flush from the handler is deferred until the place of the tag is
+//     known, so a page that streams its head slowly is delayed until then.
+//   - A page whose held-back bytes already contain Marker (it loads the
 //     script itself, or went through idlegate twice) is left alone.
 //   - The response's Content-Security-Policy decides the nonce: a nonce in
 //     script-src-elem, script-src or default-src is copied onto the tag; a
@@ -84,15 +88,14 @@ type Injector struct {
 	w   http.ResponseWriter
 	tag func(nonce string) string
 
-	state   state
-	status  int
-	nonce   string
-	length  int64 // Content-Length declared by the upstream, or -1
-	buf     []byte
-	scan    scanner
-	pending string // the tag, in state appending
-	flush   bool   // a Flush arrived while scanning
-	closed  bool
+	state  state
+	status int
+	nonce  string
+	length int64 // Content-Length declared by the upstream, or -1
+	buf    []byte
+	scan   scanner
+	flush  bool // a Flush arrived while scanning
+	closed bool
 }
 
 // NewInjector wraps w. tag returns the <script> element for a nonce (empty
@@ -100,7 +103,7 @@ type Injector struct {
 //
 //	func(nonce string) string { o := opts; o.Nonce = nonce; return warning.Tag(o) }
 func NewInjector(w http.ResponseWriter, tag func(nonce string) string) *Injector {
-	return &Injector{w: w, tag: tag, length: -1, scan: newScanner()}
+	return &Injector{w: w, tag: tag, length: -1}
 }
 
 // Header returns the header map of the wrapped writer.
@@ -149,8 +152,19 @@ func (i *Injector) eligible(code int) (nonce string, ok bool) {
 	if h.Get("Content-Range") != "" {
 		return "", false
 	}
-	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "text/html" {
+	ct := h.Get("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+		return "", false // not HTML, decided without ParseMediaType's allocations
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "text/html" {
 		return "", false
+	}
+	if cs, ok := params["charset"]; ok {
+		if !asciiCompatible(cs) {
+			return "", false
+		}
+		i.scan.charset = true // a <meta> cannot override it
 	}
 	for _, cc := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(cc, ",") {
@@ -170,7 +184,8 @@ func (i *Injector) eligible(code int) (nonce string, ok bool) {
 }
 
 // Write holds back the start of an HTML page that may get the tag and
-// passes everything else through.
+// passes everything else through. At most Window bytes are held back: the
+// rest of a long write goes on once the tag's place is known.
 func (i *Injector) Write(p []byte) (int, error) {
 	if i.state == idle {
 		i.WriteHeader(http.StatusOK)
@@ -178,9 +193,15 @@ func (i *Injector) Write(p []byte) (int, error) {
 	if i.state != scanning {
 		return i.w.Write(p)
 	}
-	i.buf = append(i.buf, p...)
+	n := min(len(p), Window-len(i.buf)) // scanning: len(i.buf) < Window
+	i.buf = append(i.buf, p[:n]...)
 	if err := i.advance(false); err != nil {
 		return 0, err
+	}
+	if n < len(p) { // the window is full, so advance has decided
+		if _, err := i.w.Write(p[n:]); err != nil {
+			return n, err
+		}
 	}
 	return len(p), nil
 }
@@ -191,25 +212,28 @@ func (i *Injector) advance(final bool) error {
 	if final && len(i.buf) == 0 {
 		return i.release() // nothing to put a script into: HEAD, empty page
 	}
-	if at := i.scan.find(i.buf, final); at >= 0 {
-		return i.insert(at, final)
+	at, end, ok := i.scan.find(i.buf, final)
+	switch {
+	case !ok && !final && len(i.buf) < Window:
+		return nil // the next bytes decide
+	case !ok || at < 0:
+		return i.release() // the head runs past Window, or the page is unfit
 	}
-	if !final && len(i.buf) < Window {
-		return nil
-	}
-	if i.scan.lastBody >= 0 {
-		return i.insert(i.scan.lastBody, final)
-	}
-	return i.insert(len(i.buf), final)
+	return i.insert(at, end, final)
 }
 
-// insert sends the held-back page with the tag at offset at. If the page has
-// not ended and at is its end so far, the tag is appended by Close.
-func (i *Injector) insert(at int, final bool) error {
-	if bytes.Contains(bytes.ToLower(i.buf), []byte(Marker)) {
+// insert sends the held-back page with the tag at offset at. With end set,
+// at is the end of the page, and the tag goes there only if it is a token
+// boundary.
+func (i *Injector) insert(at int, end, final bool) error {
+	if containsFold(i.buf, Marker) {
 		return i.release()
 	}
 	tag := i.tag(i.nonce)
+	if end && !appendable(i.buf[i.scan.skip:], tag) {
+		return i.release()
+	}
+	i.scan.close()
 	h := i.w.Header()
 	switch {
 	case final:
@@ -227,10 +251,6 @@ func (i *Injector) insert(at int, final bool) error {
 
 	buf := i.buf
 	i.buf = nil
-	if at == len(buf) && !final {
-		i.state, i.pending = appending, tag
-		return i.send(buf)
-	}
 	i.state = through
 	if err := i.send(buf[:at]); err != nil {
 		return err
@@ -246,6 +266,7 @@ func (i *Injector) insert(at int, final bool) error {
 
 // release sends the held-back page unchanged.
 func (i *Injector) release() error {
+	i.scan.close()
 	i.state = through
 	i.w.WriteHeader(i.status)
 	buf := i.buf
@@ -296,14 +317,29 @@ func (i *Injector) Close() error {
 		return nil
 	}
 	i.closed = true
-	switch i.state {
-	case scanning:
+	if i.state == scanning {
 		return i.advance(true)
-	case appending:
-		i.state = through
-		return i.send([]byte(i.pending))
 	}
 	return nil
+}
+
+// containsFold reports whether b contains lower, an ASCII string in lower
+// case, in any case.
+func containsFold(b []byte, lower string) bool {
+outer:
+	for i := 0; i+len(lower) <= len(b); i++ {
+		for j := range len(lower) {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
 }
 
 var (

@@ -48,9 +48,11 @@ func TestInjectPlacement(t *testing.T) {
 		{"head upper case with space", "<HTML><HEAD></HEAD ><BODY>", "<HTML><HEAD>" + tag + "</HEAD ><BODY>"},
 		{"not </header>", "<head></header></head>", "<head></header>" + tag + "</head>"},
 		{"head end omitted", "<html><title>x</title><body class=a>hi</body>", "<html><title>x</title>" + tag + "<body class=a>hi</body>"},
-		{"only </body>", "<p>hi</p></body></html>", "<p>hi</p>" + tag + "</body></html>"},
-		{"last </body>", "<p>a</body>b</body>c", "<p>a</body>b" + tag + "</body>c"},
-		{"none", "<p>hi", "<p>hi" + tag},
+		{"no head: before the first body element", "<!doctype html><p>hi</p></body></html>", "<!doctype html>" + tag + "<p>hi</p></body></html>"},
+		{"no head: before body text", "<title>t</title>\n hello", "<title>t</title>\n " + tag + "hello"},
+		{"no head: before </body>", "<meta charset=utf-8></body>", "<meta charset=utf-8>" + tag + "</body>"},
+		{"no head: before <template>", "<head><template><div></head></template></head>", "<head>" + tag + "<template><div></head></template></head>"},
+		{"head ends at the end of the page", "<!doctype html><title>t</title>\n", "<!doctype html><title>t</title>\n" + tag},
 		{"in script", `<head><script>s="</head><body>"</script></head>`, `<head><script>s="</head><body>"</script>` + tag + `</head>`},
 		{"in comment", `<head><!-- </head> --></head>`, `<head><!-- </head> -->` + tag + `</head>`},
 		{"in title", `<head><title></head></title></head>`, `<head><title></head></title>` + tag + `</head>`},
@@ -103,45 +105,46 @@ func TestInjectContentLength(t *testing.T) {
 		}
 	})
 	t.Run("held back to the end gets exact length", func(t *testing.T) {
-		rec := serve(t, htmlHeader(), 200, "<p>no head", " and no body")
-		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(len("<p>no head and no body")+len(tag)); got != want {
+		rec := serve(t, htmlHeader(), 200, "<title>only a head", "</title>")
+		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(len("<title>only a head</title>")+len(tag)); got != want {
 			t.Errorf("Content-Length = %s, want %s", got, want)
 		}
 	})
 	t.Run("wrong declared length is not trusted once held back", func(t *testing.T) {
 		h := htmlHeader()
 		h.Set("Content-Length", "999")
-		rec := serve(t, h, 200, "<p>short")
-		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(len("<p>short")+len(tag)); got != want {
+		rec := serve(t, h, 200, "<title>short</title>")
+		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(len("<title>short</title>")+len(tag)); got != want {
 			t.Errorf("Content-Length = %s, want %s", got, want)
 		}
 	})
 	big := strings.Repeat("x", Window+10)
 	t.Run("streamed page with declared length", func(t *testing.T) {
-		page := "<p>" + big + "</body>"
+		page := "<head></head><p>" + big + "</body>"
 		h := htmlHeader()
 		h.Set("Content-Length", strconv.Itoa(len(page)))
 		rec := serve(t, h, 200, page[:Window/2], page[Window/2:len(page)-7], page[len(page)-7:])
 		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(len(page)+len(tag)); got != want {
 			t.Errorf("Content-Length = %s, want %s", got, want)
 		}
-		if rec.Body.Len() != len(page)+len(tag) || !strings.HasSuffix(rec.Body.String(), "</body>"+tag) {
-			t.Errorf("tag not appended at the end (len %d)", rec.Body.Len())
+		if rec.Body.String() != "<head>"+tag+page[6:] {
+			t.Errorf("tag not before </head> (len %d)", rec.Body.Len())
 		}
 	})
 	t.Run("streamed page without declared length", func(t *testing.T) {
-		rec := serve(t, htmlHeader(), 200, "<p>"+big, "</body></html>")
+		rec := serve(t, htmlHeader(), 200, "<head></head><p>"+big, "</body></html>")
 		if cl, ok := rec.Header()["Content-Length"]; ok {
 			t.Errorf("Content-Length = %v, want none", cl)
 		}
-		if !strings.HasSuffix(rec.Body.String(), "</html>"+tag) {
-			t.Errorf("tag not at the end")
+		if !strings.HasPrefix(rec.Body.String(), "<head>"+tag+"</head><p>xxx") || !strings.HasSuffix(rec.Body.String(), "x</body></html>") {
+			t.Errorf("tag not before </head>")
 		}
 	})
-	t.Run("</body> within the window", func(t *testing.T) {
-		rec := serve(t, htmlHeader(), 200, "<p>"+big[:100]+"</body>", big, "</html>")
-		if !strings.Contains(rec.Body.String(), big[:100]+tag+"</body>") {
-			t.Errorf("tag not before </body>")
+	t.Run("one write larger than the window", func(t *testing.T) {
+		page := "<head></head><p>" + big + big + "</p>"
+		rec := serve(t, htmlHeader(), 200, page)
+		if rec.Body.String() != "<head>"+tag+page[6:] {
+			t.Errorf("tag not before </head> (len %d)", rec.Body.Len())
 		}
 	})
 }

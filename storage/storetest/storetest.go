@@ -179,6 +179,33 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("AnonymousEndsLeaveNoTombstoneWhenAsked", func(t *testing.T) {
+		st := open(t)()
+		defer st.Close()
+		anon, user := session(1, 0, ""), session(2, 0, "42")
+		put(t, st, "z", anon, user)
+		for _, s := range []idletrack.Session{anon, user} {
+			w := endWrite(idletrack.End{Session: s, Zone: "z", Reason: idletrack.ReasonIdle, EndedAt: at(30 * time.Minute)}, event(int(s.ID[15]), 0))
+			w.NoAnonymousTombstone = true
+			if res := write(t, st, &storage.Batch{Ends: []storage.EndWrite{w}}); !res[0].Ended {
+				t.Fatalf("%q: the end must happen: %+v", s.User, res)
+			}
+			again := write(t, st, &storage.Batch{Ends: []storage.EndWrite{w}})
+			if again[0].Ended {
+				t.Fatalf("%q: a second end of the same session must not happen", s.User)
+			}
+		}
+		if r := lookup(t, st, "z", anon.ID); r.Kind != storage.KindNone {
+			t.Fatalf("an anonymous session's end must leave nothing: %+v", r)
+		}
+		if r := lookup(t, st, "z", user.ID); r.Kind != storage.KindTombstone {
+			t.Fatalf("a session that had a user keeps its tombstone: %+v", r)
+		}
+		if p, _, _ := st.OutboxStats(ctx); p != 2 {
+			t.Fatalf("each end queues its event once: %d pending", p)
+		}
+	})
+
 	t.Run("IdleEndYieldsToNewerStoredActivity", func(t *testing.T) {
 		st := open(t)()
 		defer st.Close()

@@ -13,6 +13,8 @@ pkgs=(
     python3 python3-django                               # django app (Django 3.2, /usr/bin/python3)
     php-cli php-sqlite3 php-mbstring php-xml             # plain PHP + Laravel
     php-laravel-framework                                # Laravel 8.83 under /usr/share/php/Illuminate
+    composer                                             # laravel-kit: the idlegate kit from a path repository
+    prometheus                                           # tests/dashboard_test.go: prometheus + promtool (integrations/)
     wordpress mariadb-server redmine redmine-sqlite ruby-webrick mediawiki dokuwiki  # issue 17's third-party apps (tests/legacy_test.go)
 )
 # Node may come from NodeSource (which bundles npm); only add Debian's
@@ -28,6 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup.sh: installing ${missing[*]}"
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+    # The tests start their own Prometheus on random ports; not the package's service.
+    $SUDO systemctl stop prometheus 2>/dev/null || true
 fi
 
 # The tests start their own MariaDB (unix socket, temp data dir) and php -S;
@@ -36,6 +40,9 @@ $SUDO systemctl stop mariadb apache2 2>/dev/null || true
 
 echo "setup.sh: npm ci in $here/express"
 (cd "$here/express" && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "setup.sh: composer install in $here/laravel-kit (offline: path repository)"
+"$here/laravel-kit/composer-install"
 
 chmod +x "$here"/*/start "$here/lib/supervise" "$here/smoke.sh"
 echo "setup.sh: done"

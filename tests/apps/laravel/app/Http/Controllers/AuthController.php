@@ -19,7 +19,9 @@ class AuthController
             'password' => (string) $request->input('password', ''),
         ];
 
-        if (! Auth::attempt($credentials)) {
+        // remember=1 issues Laravel's remember-me cookie (remember_web_*);
+        // only tests/attack_test.go posts it.
+        if (! Auth::attempt($credentials, $request->boolean('remember'))) {
             return response(Html::loginForm('Invalid username or password.'), 401);
         }
 

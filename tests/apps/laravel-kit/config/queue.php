@@ -1,0 +1,1 @@
+../../laravel/config/queue.php

@@ -1,0 +1,1 @@
+../../../laravel/database/migrations/2019_01_01_000000_create_sessions_table.php
