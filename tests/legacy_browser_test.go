@@ -32,8 +32,8 @@ var legacyBrowserForm = map[string]struct{ Login, UserField, PasswordField, Subm
 
 type browserCookie struct{ Name, Path, Value string }
 
-// names is the cookies' names and paths, for logs (never their values).
-func names(cs []browserCookie) []string {
+// browserCookieNames is the cookies' names and paths, for logs (never their values).
+func browserCookieNames(cs []browserCookie) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Name+"@"+c.Path)
@@ -139,14 +139,14 @@ func legacyBrowser(t *testing.T, d LegacyDriver, chromium, script string) {
 	if u := d.Whoami(in.page(t)); u != d.LoginUser("alice") {
 		t.Fatalf("Chromium after login at %s: the app shows user %q", in.URL, u)
 	}
-	t.Logf("signed in; cookies %v", names(in.Cookies))
+	t.Logf("signed in; cookies %v", browserCookieNames(in.Cookies))
 	// The tab stays open and idle (its own scripts may poll): the session
 	// must end by itself.
 	s.waitEnded(t, zone, before, legacyIdle+40*time.Second)
 
 	io.WriteString(stdin, "return\n")
 	out := next("returned")
-	t.Logf("returned to %s, navigation statuses %v, cookies %v", out.URL, out.Statuses, names(out.Cookies))
+	t.Logf("returned to %s, navigation statuses %v, cookies %v", out.URL, out.Statuses, browserCookieNames(out.Cookies))
 	if out.Error != "" {
 		t.Fatalf("coming back after the idle timeout: %s (navigation statuses %v)", out.Error, out.Statuses)
 	}
