@@ -8,9 +8,11 @@ package tests
 // the user back in (its own page shows a signed-out visitor), the app's own
 // logout, a CSRF-protected form, parallel requests, restart.
 //
-// Subtests named *_user and the WordPress / DokuWiki-sub-path sign-back-in
-// checks fail today: they are the known gaps of issue 17 (no user source
-// without an app change; a refusal clears cookies with Path=/ only).
+// The */user subtests of Redmine, MediaWiki and DokuWiki fail today: the
+// known gap of issue 17 (no user source without an app change). The
+// WordPress and DokuWiki-sub-path sign-back-in checks failed at fa0dc65
+// (a refusal cleared cookies with Path=/ only) and pass with main at
+// 3839d7f (docs/apps.md).
 
 import (
 	"encoding/json"
