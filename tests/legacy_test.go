@@ -219,9 +219,11 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 	d, zone, cookie := s.D, s.zone(mode), s.cookie(mode)
 	b := s.browser(mode)
 	before := len(s.ended(zone))
-	s.loginMu.Lock()
-	d.signIn(t, b, "alice", true) // "remember me": the hard case for signing back in
-	s.loginMu.Unlock()
+	func() {
+		s.loginMu.Lock()
+		defer s.loginMu.Unlock() // also when signIn fails the test
+		d.signIn(t, b, "alice", true) // "remember me": the hard case for signing back in
+	}()
 	// keep-alive: activity every idle/2.5 for longer than an idle period
 	var lastActivity time.Time
 	for i := 0; i < 4; i++ {
