@@ -221,7 +221,7 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 	before := len(s.ended(zone))
 	func() {
 		s.loginMu.Lock()
-		defer s.loginMu.Unlock() // also when signIn fails the test
+		defer s.loginMu.Unlock()      // also when signIn fails the test
 		d.signIn(t, b, "alice", true) // "remember me": the hard case for signing back in
 	}()
 	// keep-alive: activity every idle/2.5 for longer than an idle period
