@@ -15,6 +15,7 @@ pkgs=(
     php-laravel-framework                                # Laravel 8.83 under /usr/share/php/Illuminate
     composer                                             # laravel-kit: the idlegate kit from a path repository
     prometheus                                           # tests/dashboard_test.go: prometheus + promtool (integrations/)
+    wordpress mariadb-server redmine redmine-sqlite ruby-webrick mediawiki dokuwiki  # issue 17's third-party apps (tests/legacy_test.go)
 )
 # Node may come from NodeSource (which bundles npm); only add Debian's
 # packages when the commands are missing, to avoid package conflicts.
@@ -32,6 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # The tests start their own Prometheus on random ports; not the package's service.
     $SUDO systemctl stop prometheus 2>/dev/null || true
 fi
+
+# The tests start their own MariaDB (unix socket, temp data dir) and php -S;
+# the services these packages bring (mariadb, apache2 on :80) are not used.
+$SUDO systemctl stop mariadb apache2 2>/dev/null || true
 
 echo "setup.sh: npm ci in $here/express"
 (cd "$here/express" && npm ci --no-audit --no-fund --loglevel=error)

@@ -1,0 +1,427 @@
+package tests
+
+// Issue #17 end to end: the built Caddy with today's idlegate, configured as
+// well as it can be today (docs/apps.md), in front of WordPress, Redmine,
+// MediaWiki and DokuWiki from Debian. One Caddy per app with three sites,
+// one per on_expired mode, each its own zone. Scenarios: keep-alive, silent
+// expiry with one verified webhook, replay refused, the app does not sign
+// the user back in (its own page shows a signed-out visitor), the app's own
+// logout, a CSRF-protected form, parallel requests, restart.
+//
+// The */user subtests of Redmine, MediaWiki and DokuWiki fail today: the
+// known gap of issue 17 (no user source without an app change). The
+// WordPress and DokuWiki-sub-path sign-back-in checks failed at fa0dc65
+// (a refusal cleared cookies with Path=/ only) and pass with main at
+// 3839d7f (docs/apps.md).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	legacyIdle  = 5 * time.Second
+	legacyGrace = 3 * time.Second
+)
+
+var legacyModes = []string{"status", "redirect", "strip"}
+
+// legacyRecipe is an app's idle_session lines, today's best.
+type legacyRecipe struct {
+	Cookie   func(site string, app *LegacyApp) string // the session cookie name for a site URL
+	Logout   string                                   // matcher lines of the logout block
+	Passive  string                                   // matcher lines of the passive block ("" none)
+	Redirect string                                   // on_expired redirect target
+	Clear    string                                   // clear_cookies names
+	// User, when set, is today's workaround for the user (issue 17): Caddy
+	// lines before idle_session (a map from a request cookie) and the
+	// reverse_proxy's header_down that hands it to user_header. The header
+	// is computed from the request's cookie, which the app may not have
+	// accepted: not the trust rule the issue asks for.
+	UserMap, UserHeaderDown string
+}
+
+var legacyRecipes = map[string]legacyRecipe{
+	"wordpress": {
+		Cookie:   func(site string, _ *LegacyApp) string { return "wordpress_logged_in_" + WordPressCookieHash(site) },
+		Logout:   "path /wp-login.php\n\t\t\tquery action=logout",
+		Passive:  "path /wp-admin/admin-ajax.php\n\t\t\tquery action=heartbeat",
+		Redirect: "/wp-login.php",
+		Clear:    "wordpress_* wp-settings-*",
+		// wordpress_logged_in_<hash> is "alice%7C<expiration>%7C<token>%7C<hmac>"
+		UserMap:        "map {http.request.cookie.%s} {wp_user} {\n\t\t~^(.+?)%%7C \"${1}\"\n\t\tdefault \"\"\n\t}\n",
+		UserHeaderDown: "header_down X-Idle-User {wp_user}",
+	},
+	"redmine": {
+		Cookie:   func(string, *LegacyApp) string { return "Redmine" },
+		Logout:   "method POST\n\t\t\tpath /logout",
+		Redirect: "/login",
+		Clear:    "autologin",
+	},
+	"mediawiki": {
+		Cookie:   func(string, *LegacyApp) string { return "my_wiki_session" },
+		Logout:   "method POST\n\t\t\tpath /index.php/Special:UserLogout",
+		Redirect: "/index.php?title=Special:UserLogin",
+		Clear:    "my_wikiUserID my_wikiToken my_wikiUserName",
+	},
+	"dokuwiki": {
+		Cookie:   func(string, *LegacyApp) string { return "DokuWiki" },
+		Logout:   "path /doku.php\n\t\t\tquery do=logout",
+		Redirect: "/doku.php?do=login",
+		Clear:    "DW*",
+	},
+	"dokuwiki_subpath": {
+		Cookie:   func(string, *LegacyApp) string { return "DokuWiki" },
+		Logout:   "path /dokuwiki/doku.php\n\t\t\tquery do=logout",
+		Redirect: "/dokuwiki/doku.php?do=login",
+		Clear:    "DW*",
+	},
+}
+
+// legacyStack is one app with one Caddy in front of it, a site per mode.
+type legacyStack struct {
+	D     LegacyDriver
+	R     legacyRecipe
+	App   *LegacyApp
+	Caddy *Caddy
+	Rcv   *Receiver
+	Sites map[string]string // mode -> http://127.0.0.1:port
+
+	// loginMu makes the parallel idle scenarios sign in one at a time:
+	// WordPress keeps all of a user's session tokens in one usermeta row,
+	// and parallel logins of one user overwrite each other's token.
+	loginMu sync.Mutex
+}
+
+func (s *legacyStack) zone(mode string) string { return s.D.Spec.Name + "_" + mode }
+
+func (s *legacyStack) cookie(mode string) string { return s.R.Cookie(s.Sites[mode], s.App) }
+
+func (s *legacyStack) browser(mode string) *Browser {
+	return NewBrowser(s.Sites[mode], s.D.Spec.Prefix)
+}
+
+func legacyCaddyfile(s *legacyStack) string {
+	var sb strings.Builder
+	sb.WriteString("{\n\tadmin 127.0.0.1:{ADMIN}\n\tdefault_bind 127.0.0.1\n\tgrace_period 3s\n}\n")
+	for _, mode := range legacyModes {
+		site := s.Sites[mode]
+		onExpired := mode
+		if mode == "redirect" {
+			onExpired = "redirect " + s.R.Redirect
+		} else if mode == "status" {
+			onExpired = "status 401"
+		}
+		userMap, userHeader, proxy := "", "", s.App.Addr
+		if s.R.UserMap != "" {
+			userMap = "\t" + fmt.Sprintf(s.R.UserMap, s.R.Cookie(site, s.App))
+			userHeader = "\t\tuser_header X-Idle-User\n"
+			proxy = s.App.Addr + " {\n\t\t" + s.R.UserHeaderDown + "\n\t}"
+		}
+		passive := ""
+		if s.R.Passive != "" {
+			passive = "\t\tpassive {\n\t\t\t" + s.R.Passive + "\n\t\t}\n"
+		}
+		fmt.Fprintf(&sb, `%s {
+%s	idle_session {
+		cookie %s
+		name %s
+		idle %s
+		rotation_grace %s
+%s		logout {
+			%s
+		}
+%s		on_expired %s
+		clear_cookies %s
+		webhook %s {
+			secret %s
+			events ended
+			include_anonymous
+		}
+	}
+	reverse_proxy %s
+}
+`, site, userMap, s.R.Cookie(site, s.App), s.zone(mode), legacyIdle, legacyGrace, userHeader, s.R.Logout, passive, onExpired, s.R.Clear, s.Rcv.Hook(), TestSecret, proxy)
+	}
+	return sb.String()
+}
+
+func startLegacy(t *testing.T, d LegacyDriver) *legacyStack {
+	t.Helper()
+	needCaddy(t)
+	s := &legacyStack{D: d, R: legacyRecipes[d.Spec.Name], Sites: map[string]string{}}
+	s.App = StartLegacyApp(t, d.Spec)
+	s.Rcv = NewReceiver(t)
+	for _, m := range legacyModes {
+		s.Sites[m] = "http://127.0.0.1:" + strconv.Itoa(FreePort(t))
+	}
+	s.Caddy = StartCaddy(t, legacyCaddyfile(s))
+	return s
+}
+
+// ended are the verified session.ended events of a zone.
+func (s *legacyStack) ended(zone string) []Event {
+	var out []Event
+	for _, e := range s.Rcv.Events() {
+		if e.Type == "session.ended" && e.Data.Zone == zone {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEnded waits for the n-th session.ended event of zone (after `before`).
+func (s *legacyStack) waitEnded(t *testing.T, zone string, before int, timeout time.Duration) Event {
+	t.Helper()
+	var ev Event
+	Eventually(t, timeout, 100*time.Millisecond, func() error {
+		evs := s.ended(zone)
+		if len(evs) <= before {
+			return fmt.Errorf("zone %s: %d session.ended events, waiting for one more; receiver: %s", zone, len(evs), s.Rcv.Summary())
+		}
+		ev = evs[before]
+		return nil
+	})
+	return ev
+}
+
+func TestLegacyWordPress(t *testing.T)       { runLegacy(t, wordpressDriver) }
+func TestLegacyRedmine(t *testing.T)         { runLegacy(t, redmineDriver) }
+func TestLegacyMediaWiki(t *testing.T)       { runLegacy(t, mediawikiDriver) }
+func TestLegacyDokuWiki(t *testing.T)        { runLegacy(t, dokuwikiDriver("")) }
+func TestLegacyDokuWikiSubpath(t *testing.T) { runLegacy(t, dokuwikiDriver("/dokuwiki")) }
+
+func runLegacy(t *testing.T, d LegacyDriver) {
+	s := startLegacy(t, d)
+	t.Run("idle", func(t *testing.T) {
+		for _, mode := range legacyModes {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				legacyIdleScenario(t, s, mode)
+			})
+		}
+	})
+	t.Run("logout", func(t *testing.T) { legacyLogoutScenario(t, s) })
+	t.Run("csrf_form", func(t *testing.T) { legacyFormScenario(t, s) })
+	t.Run("parallel", func(t *testing.T) { legacyParallelScenario(t, s) })
+	t.Run("restart", func(t *testing.T) { legacyRestartScenario(t, s) })
+}
+
+// Keep-alive, then silence: one verified idle webhook; the replayed cookies
+// are refused; the app's own page then shows a signed-out visitor.
+func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
+	d, zone, cookie := s.D, s.zone(mode), s.cookie(mode)
+	b := s.browser(mode)
+	before := len(s.ended(zone))
+	func() {
+		s.loginMu.Lock()
+		defer s.loginMu.Unlock()      // also when signIn fails the test
+		d.signIn(t, b, "alice", true) // "remember me": the hard case for signing back in
+	}()
+	// keep-alive: activity every idle/2.5 for longer than an idle period
+	var lastActivity time.Time
+	for i := 0; i < 4; i++ {
+		time.Sleep(legacyIdle * 2 / 5)
+		lastActivity = time.Now()
+		if u := d.whoami(t, b); u != d.LoginUser("alice") {
+			t.Fatalf("keep-alive visit %d: the app shows user %q, want %s (cookies %q)", i, u, d.LoginUser("alice"), b.CookieHeader(d.Protected))
+		}
+	}
+	jar := b.CookieHeader(d.Protected) // every cookie the browser holds for the page
+	if !strings.Contains(jar, cookie+"=") {
+		t.Fatalf("the browser holds no %s for %s: %q", cookie, d.Protected, jar)
+	}
+
+	ev := s.waitEnded(t, zone, before, legacyIdle+25*time.Second)
+	if ev.Data.Reason != "idle" {
+		t.Errorf("session.ended reason %q, want idle: %+v", ev.Data.Reason, ev.Data)
+	}
+	if ev.Data.EndedAt.Before(lastActivity.Add(legacyIdle - time.Second)) { // ended_at has whole seconds
+		t.Errorf("ended_at %s is earlier than the last activity %s + idle", ev.Data.EndedAt, lastActivity)
+	}
+	Consistently(t, time.Second, 200*time.Millisecond, func() error {
+		if n := len(s.ended(zone)); n != before+1 {
+			return fmt.Errorf("zone %s: %d session.ended events, want exactly one more", zone, n-before)
+		}
+		return nil
+	})
+	t.Run("user", func(t *testing.T) {
+		// Known gap (issue 17): none of these apps sends a user header.
+		if ev.Data.User != d.LoginUser("alice") {
+			t.Errorf("webhook user = %q, want %q", ev.Data.User, d.LoginUser("alice"))
+		}
+	})
+
+	t.Run("replay_refused", func(t *testing.T) {
+		p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(jar))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode == "strip" {
+			if u := d.Whoami(p); u != "" || p.StatusCode == 200 && !d.SignedOut(p) {
+				t.Errorf("replay with on_expired strip: the app shows user %q: %s", u, describe(p.Response))
+			}
+			return
+		}
+		// Refused, or — for a request to the on_expired redirect target's
+		// path (DokuWiki's one entry point, doku.php) — passed on without
+		// the session's cookies, which are cleared: the app answers for a
+		// signed-out visitor.
+		if !Refused(p.Response, cookie) && (d.Whoami(p) != "" || !p.ClearsCookie(cookie)) {
+			t.Errorf("replayed cookies not refused: %s", describe(p.Response))
+		}
+	})
+
+	t.Run("not_signed_back_in", func(t *testing.T) {
+		// The browser comes back: whatever idlegate answers first, the
+		// app's own page must then show a signed-out visitor, twice.
+		for i := 0; i < 3; i++ {
+			p := b.Visit(t, d.Protected)
+			if u := d.Whoami(p); u != "" {
+				t.Fatalf("visit %d after expiry: the app signs %q back in (cookies sent %q, first response %s)", i, u, jar, describe(p.Response))
+			}
+			if i > 0 && !d.SignedOut(p) {
+				t.Errorf("visit %d after expiry: not the app's signed-out page: %s", i, describe(p.Response))
+			}
+		}
+		if left := b.CookieValue(d.Protected, cookie); left != "" && strings.Contains(jar, left) {
+			t.Errorf("the expired %s is still in the browser", cookie)
+		}
+	})
+}
+
+// The app's own logout: one webhook with reason logout, then the app's page
+// shows a signed-out visitor, without a refusal loop.
+func legacyLogoutScenario(t *testing.T, s *legacyStack) {
+	const mode = "redirect"
+	d, zone := s.D, s.zone(mode)
+	b := s.browser(mode)
+	d.signIn(t, b, "bob", false)
+	before := len(s.ended(zone))
+	p := d.Logout(t, b)
+	if p.StatusCode >= 400 {
+		t.Fatalf("the app's logout failed: %s", describe(p.Response))
+	}
+	b.Follow(t, p)
+	ev := s.waitEnded(t, zone, before, 15*time.Second)
+	if ev.Data.Reason != "logout" {
+		t.Errorf("session.ended reason %q, want logout: %+v", ev.Data.Reason, ev.Data)
+	}
+	for i := 0; i < 2; i++ {
+		p := b.Visit(t, d.Protected)
+		if u := d.Whoami(p); u != "" || !d.SignedOut(p) {
+			t.Errorf("visit %d after logout: user %q, signed-out page %v: %s", i, u, d.SignedOut(p), describe(p.Response))
+		}
+	}
+	// and one can sign in again in the same browser
+	d.signIn(t, b, "alice", false)
+}
+
+// An ordinary CSRF-protected form works through idlegate.
+func legacyFormScenario(t *testing.T, s *legacyStack) {
+	d := s.D
+	b := s.browser("redirect")
+	d.signIn(t, b, "alice", false)
+	text := "through-idlegate-" + randomHex(4)
+	p := d.Form(t, b, text)
+	if p.StatusCode != 200 {
+		t.Errorf("form post answered %s", describe(p.Response))
+	}
+	if !d.Check(t, b, text) {
+		t.Errorf("the form's change %q is not there", text)
+	}
+	if u := d.whoami(t, b); u != d.LoginUser("alice") {
+		t.Errorf("after the form the app shows %q", u)
+	}
+}
+
+// Parallel requests of one session: all served, one session.
+func legacyParallelScenario(t *testing.T, s *legacyStack) {
+	const mode = "redirect"
+	d := s.D
+	b := s.browser(mode)
+	d.signIn(t, b, "alice", false)
+	before := s.sessions(t, s.zone(mode))
+	const n = 8
+	var wg sync.WaitGroup
+	users := make([]string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			p, err := b.Do(http.MethodGet, b.URL(d.Protected), nil, Navigation())
+			if err != nil {
+				users[i] = "error: " + err.Error()
+				return
+			}
+			users[i] = d.Whoami(p)
+			if users[i] == "" {
+				users[i] = "signed out: " + describe(p.Response)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i, u := range users {
+		if u != d.LoginUser("alice") {
+			t.Errorf("parallel request %d: %s", i, u)
+		}
+	}
+	if u := d.whoami(t, b); u != d.LoginUser("alice") {
+		t.Errorf("after the parallel requests the app shows %q", u)
+	}
+	// (other, older sessions of the zone may end meanwhile: not more is the claim)
+	if after := s.sessions(t, s.zone(mode)); after > before {
+		t.Errorf("active sessions in the zone: %d before, %d after the parallel requests of one session", before, after)
+	}
+}
+
+// sessions is the admin API's count of active sessions in zone.
+func (s *legacyStack) sessions(t *testing.T, zone string) int {
+	t.Helper()
+	st, body := s.Caddy.Admin(t, http.MethodGet, "/idle-sessions/?zone="+zone, nil)
+	if st != 200 {
+		t.Fatalf("admin list: %d %s", st, body)
+	}
+	var l struct {
+		Count int `json:"count"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatalf("admin list: %v: %s", err, body)
+	}
+	return l.Count
+}
+
+// A restart of Caddy keeps the signed-in session, and its end still comes.
+func legacyRestartScenario(t *testing.T, s *legacyStack) {
+	const mode = "status"
+	d := s.D
+	b := s.browser(mode)
+	d.signIn(t, b, "bob", false)
+	s.Caddy.Restart()
+	if u := d.whoami(t, b); u != d.LoginUser("bob") {
+		t.Fatalf("after the restart the app shows %q, want %s", u, d.LoginUser("bob"))
+	}
+	// and the idle timeout still applies to it after the restart: without
+	// a request of the session (each would be activity), the zone empties,
+	// and the cookies are then refused.
+	jar := b.CookieHeader(d.Protected)
+	Eventually(t, legacyIdle+25*time.Second, 250*time.Millisecond, func() error {
+		if n := s.sessions(t, s.zone(mode)); n != 0 {
+			return fmt.Errorf("%d active sessions in %s", n, s.zone(mode))
+		}
+		return nil
+	})
+	p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(jar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Refused(p.Response, s.cookie(mode)) {
+		t.Errorf("after the restart and the expiry, the cookies are not refused: %s", describe(p.Response))
+	}
+}
