@@ -152,11 +152,14 @@ type Handler struct {
 	zone         *engine.Zone
 	logger       *zap.Logger
 	fam          *sessioncookie.Family
-	redirectHost string // on_expired redirect's target: never redirected again
-	redirectPath string
-	channel      string // the warning's BroadcastChannel name
-	script       string // the warning script's path (under status_path)
-	at           string // Caddyfile file:line of the directive, for errors
+	// parserGuessed: cookie_parser was not set and the name says no
+	// framework, so the safe profile applies (Provision warns).
+	parserGuessed bool
+	redirectHost  string // on_expired redirect's target: never redirected again
+	redirectPath  string
+	channel       string // the warning's BroadcastChannel name
+	script        string // the warning script's path (under status_path)
+	at            string // Caddyfile file:line of the directive, for errors
 }
 
 // StoreConfig selects the session store.
@@ -221,6 +224,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// anything is opened.
 	if err := h.Validate(); err != nil {
 		return err
+	}
+	if h.parserGuessed {
+		h.logger.Warn("cookie_parser not set and the cookie's name says no framework: reading it with the safe parser, which refuses session values with escapes or quotes; name the application's parser (php, django, express, rails, go)",
+			zap.String("cookie", h.Cookie))
 	}
 
 	for _, m := range []struct {
@@ -329,6 +336,7 @@ func (h *Handler) applyDefaults() {
 		if h.LaravelKey != "" {
 			h.CookieParser = sessioncookie.ProfilePHP.String() // Laravel, whatever its cookie's name
 		}
+		h.parserGuessed = h.CookieParser == sessioncookie.ProfileSafe.String()
 	}
 	if h.Store == nil {
 		h.Store = &StoreConfig{}
