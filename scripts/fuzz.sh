@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 PARALLEL=${PARALLEL:-2}
 MINIMIZE=${MINIMIZE:-2000x}
 for target in \
-	./sessioncookie:FuzzFind:100000x \
 	./sessioncookie:FuzzParseSetCookie:100000x \
 	./sessioncookie:FuzzLaravelSessionID:50000x \
 	./sessioncookie:FuzzReading:5000x \

@@ -7,76 +7,8 @@ import (
 	"strings"
 )
 
-// Find returns the first non-empty value of the cookie called name in the
-// request header h, looking through every Cookie header line in order
-// (HTTP/2 and HTTP/3 clients send one line per cookie), and count, the
-// number of times a cookie of that name occurs, empty or not.
-//
-// Parsing follows net/http's Request.Cookies: pairs are separated by ';',
-// surrounding spaces and tabs are trimmed, a value wrapped in double quotes is
-// unquoted, and pairs with an invalid name or value are skipped (though an
-// invalid value still counts as an occurrence of its name). Unlike
-// Request.Cookies, Find does not allocate: value is a substring of h.
-//
-// A count above 1 means the browser holds several cookies of that name (for
-// example one per path or domain, or one planted by a sibling subdomain);
-// the caller decides whether that is acceptable.
-func Find(h http.Header, name string) (value string, count int) {
-	// A valid name compared for equality needs no per-pair validation, and
-	// it contains no separator, space or '=': so a pair of that name is an
-	// occurrence of name with only spaces between it and the pair's start
-	// (the line's start or a ';'), and only spaces between it and the
-	// pair's '=' or end. strings.Index jumps from one candidate to the next,
-	// so the pairs of other names are never split and trimmed one by one.
-	if !ValidName(name) {
-		return "", 0
-	}
-	for _, line := range h["Cookie"] {
-		for from := 0; from < len(line); {
-			i := strings.Index(line[from:], name)
-			if i < 0 {
-				break
-			}
-			i += from
-			end := i + len(name) // just after the name and its spaces
-			for end < len(line) && isSpace(line[end]) {
-				end++
-			}
-			if !pairStart(line, i) || end < len(line) && line[end] != '=' && line[end] != ';' {
-				from = i + 1
-				continue
-			}
-			count++
-			semi := strings.IndexByte(line[end:], ';')
-			if semi < 0 {
-				semi = len(line)
-			} else {
-				semi += end
-			}
-			if value == "" && end < len(line) && line[end] == '=' {
-				if v, ok := cookieValue(strings.TrimRight(line[end+1:semi], spaces)); ok {
-					value = v
-				}
-			}
-			from = semi
-		}
-	}
-	return value, count
-}
-
-// pairStart reports whether only spaces separate position i of a Cookie
-// line from the start of its pair: the line's start, or a ';'.
-func pairStart(line string, i int) bool {
-	for i > 0 && isSpace(line[i-1]) {
-		i--
-	}
-	return i == 0 || line[i-1] == ';'
-}
-
 // spaces are textproto.TrimString's spaces.
 const spaces = " \t\n\r"
-
-func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // Names returns an iterator over the names of the cookies in the request
 // header h, in the order they appear. A name that occurs several times is
