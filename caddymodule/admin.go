@@ -217,11 +217,16 @@ func cmpInt(a, b int64) int {
 // stats answers GET /idle-sessions/stats.
 func (adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	out := struct {
-		Active        int            `json:"active"`
-		Zones         map[string]int `json:"zones"`
-		UsersOnline   int            `json:"users_online"`
-		OutboxPending int            `json:"outbox_pending"`
-		DeadLetters   int            `json:"dead_letters"`
+		Active      int            `json:"active"`
+		Zones       map[string]int `json:"zones"`
+		UsersOnline int            `json:"users_online"`
+		// The events waiting for delivery: the count the metric
+		// caddy_idle_session_webhook_pending shows.
+		WebhookPending int `json:"webhook_pending"`
+		// The same count under its first name, kept for the clients
+		// that read it (DESIGN.md's "outbox pending").
+		OutboxPending int `json:"outbox_pending"`
+		DeadLetters   int `json:"dead_letters"`
 	}{Zones: map[string]int{}}
 	users := map[string]bool{}
 	for _, se := range runningEngines() {
@@ -246,10 +251,11 @@ func (adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return apiErr(http.StatusServiceUnavailable, "reading the outbox: %v", err)
 		}
-		out.OutboxPending += p
+		out.WebhookPending += p
 		out.DeadLetters += d
 	}
 	out.UsersOnline = len(users)
+	out.OutboxPending = out.WebhookPending
 	return writeJSON(w, http.StatusOK, out)
 }
 

@@ -301,13 +301,17 @@ func TestAdminListStatsRevoke(t *testing.T) {
 	e.api(http.MethodGet, "/idle-sessions/?limit=many", http.StatusBadRequest, nil)
 
 	var st struct {
-		Active        int            `json:"active"`
-		Zones         map[string]int `json:"zones"`
-		UsersOnline   int            `json:"users_online"`
-		OutboxPending int            `json:"outbox_pending"`
-		DeadLetters   int            `json:"dead_letters"`
+		Active         int            `json:"active"`
+		Zones          map[string]int `json:"zones"`
+		UsersOnline    int            `json:"users_online"`
+		OutboxPending  int            `json:"outbox_pending"`
+		WebhookPending *int           `json:"webhook_pending"`
+		DeadLetters    int            `json:"dead_letters"`
 	}
 	e.api(http.MethodGet, "/idle-sessions/stats", http.StatusOK, &st)
+	if st.WebhookPending == nil || *st.WebhookPending != st.OutboxPending {
+		t.Errorf("stats: webhook_pending %v, want the outbox_pending count %d under the metric's name", st.WebhookPending, st.OutboxPending)
+	}
 	if st.Active != 4 || st.Zones["sid"] != 4 || st.UsersOnline != 2 || st.DeadLetters != 0 {
 		t.Errorf("stats: %+v", st)
 	}

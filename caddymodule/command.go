@@ -247,11 +247,11 @@ func human(d time.Duration) string {
 
 func cmdStats(cmd *cobra.Command, _ []string) error {
 	var out struct {
-		Active        int            `json:"active"`
-		Zones         map[string]int `json:"zones"`
-		UsersOnline   int            `json:"users_online"`
-		OutboxPending int            `json:"outbox_pending"`
-		DeadLetters   int            `json:"dead_letters"`
+		Active         int            `json:"active"`
+		Zones          map[string]int `json:"zones"`
+		UsersOnline    int            `json:"users_online"`
+		WebhookPending int            `json:"webhook_pending"`
+		DeadLetters    int            `json:"dead_letters"`
 	}
 	if printed, err := query(cmd, http.MethodGet, "/idle-sessions/stats", nil, &out); err != nil || printed {
 		return err
@@ -262,7 +262,7 @@ func cmdStats(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(tw, "  zone %s\t%d\n", z, n)
 	}
 	fmt.Fprintf(tw, "users online\t%d\n", out.UsersOnline)
-	fmt.Fprintf(tw, "webhooks pending\t%d\n", out.OutboxPending)
+	fmt.Fprintf(tw, "webhooks pending\t%d\n", out.WebhookPending)
 	fmt.Fprintf(tw, "dead letters\t%d\n", out.DeadLetters)
 	return tw.Flush()
 }
