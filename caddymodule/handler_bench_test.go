@@ -15,6 +15,7 @@ import (
 
 	"github.com/idlegate/idlegate/engine"
 	"github.com/idlegate/idlegate/idletrack"
+	"github.com/idlegate/idlegate/sessioncookie"
 	"github.com/idlegate/idlegate/storage"
 )
 
@@ -31,6 +32,8 @@ func benchHandler(b *testing.B, n int) (*Handler, []string) {
 	b.Cleanup(func() { eng.Close(); st.Close() })
 	h := &Handler{Cookie: "sessionid", Name: "sessionid", UserHeader: "X-Idle-User", StatusPath: "/.idlegate/status", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
 		OnExpired: &OnExpired{Mode: "status", StatusCode: http.StatusUnauthorized}}
+	h.applyDefaults()
+	h.profile, _ = sessioncookie.ParseProfile(h.CookieParser) // as Provision reads it: django for sessionid
 	h.logger = zap.NewNop()
 	h.shared = &sharedEngine{store: st, engine: eng}
 	initMetrics(prometheus.NewRegistry())
