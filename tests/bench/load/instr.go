@@ -134,6 +134,7 @@ type instrProc struct {
 	cmd         *exec.Cmd
 	out         string // callgrind's output file prefix
 	plain, idle string // base URLs
+	admin       string // Caddy's admin endpoint
 	dumps       int
 	order       []int // the cold case's order of the seeded sessions
 	cold        int   // cold cookie values handed out so far
@@ -333,6 +334,7 @@ http://:%d {
 	}
 	p.plain = fmt.Sprintf("http://127.0.0.1:%d/", ports[1])
 	p.idle = fmt.Sprintf("http://127.0.0.1:%d/", ports[2])
+	p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, u := range []string{p.idle, p.plain} {
 		for deadline := time.Now().Add(10 * time.Minute); ; {
@@ -366,6 +368,21 @@ func (p *instrProc) stop() {
 		<-done
 	}
 	p.cmd = nil
+}
+
+// collect runs a full garbage collection in Caddy: the admin endpoint's
+// heap profile with gc=1 calls runtime.GC first.
+func (p *instrProc) collect() error {
+	resp, err := http.Get(p.admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GC through %s/debug/pprof/heap: %s", p.admin, resp.Status)
+	}
+	return nil
 }
 
 // control runs callgrind_control with args against the process.
@@ -439,6 +456,12 @@ func (p *instrProc) round(site, kind string, requests int) (float64, error) {
 	}
 	// One request first, outside the count, so the connection is open.
 	if err := p.get(client, req, p.cookie(kind, 0)); err != nil {
+		return 0, err
+	}
+	// Each round starts from a collected heap, with instrumentation off:
+	// otherwise where the previous round's garbage tips a GC cycle decides
+	// which round pays for it, the largest part of the per-round spread.
+	if err := p.collect(); err != nil {
 		return 0, err
 	}
 	if err := p.control("-z"); err != nil {
