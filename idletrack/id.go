@@ -22,12 +22,9 @@ func (id ID) String() string { return id.Short() }
 
 // Keyer derives IDs from cookie values with a secret key that the store
 // generates once. It is safe for concurrent use and does not allocate in the
-// steady state: HMAC states are pooled, and the IDs of recently seen values
-// are cached under a keyed 128-bit hash (idCache), so a known session's
-// request does not compute the HMAC again.
+// steady state: HMAC states are pooled.
 type Keyer struct {
-	pool  sync.Pool
-	cache *idCache
+	pool sync.Pool
 }
 
 // NewKeyer returns a Keyer for the given secret key.
@@ -35,7 +32,7 @@ func NewKeyer(key []byte) *Keyer {
 	k := append([]byte(nil), key...)
 	return &Keyer{pool: sync.Pool{New: func() any {
 		return &keyerState{mac: hmac.New(sha256.New, k)}
-	}}, cache: newIDCache()}
+	}}}
 }
 
 type keyerState struct {
@@ -46,18 +43,6 @@ type keyerState struct {
 
 // ID returns the ID of the session whose cookie has the given value in zone.
 func (k *Keyer) ID(zone, value string) ID {
-	k0, k1 := k.cache.key(zone, value)
-	if id, ok := k.cache.get(k0, k1); ok {
-		return id
-	}
-	id := k.hmacID(zone, value)
-	k.cache.put(k0, k1, id)
-	return id
-}
-
-// hmacID computes the ID: HMAC-SHA256(key, zone || 0x00 || value), cut to
-// 16 bytes.
-func (k *Keyer) hmacID(zone, value string) ID {
 	st := k.pool.Get().(*keyerState)
 	st.mac.Reset()
 	st.buf = append(st.buf[:0], zone...)
