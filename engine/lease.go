@@ -144,6 +144,7 @@ func (e *Engine) load(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
+	z.loadFamily(ctx)
 	return z, nil
 }
 

@@ -65,9 +65,11 @@ func decodeMember(v []byte) (memberRec, error) {
 
 // memberBuckets returns the zone's member buckets, creating them.
 func memberBuckets(tx *bolt.Tx, zone string) (zb, m, n *bolt.Bucket, err error) {
-	if zb, err = tx.CreateBucketIfNotExists(zoneName(zone)); err != nil {
+	// Every sub-bucket of the zone exists once it does (readers rely on it).
+	if _, err = ensureZone(tx, zone); err != nil {
 		return
 	}
+	zb = tx.Bucket(zoneName(zone))
 	if m, err = zb.CreateBucketIfNotExists(bMembers); err != nil {
 		return
 	}
@@ -270,11 +272,10 @@ func (s *Bolt) SaveFamily(_ context.Context, zone string, f []FamilyMember) erro
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		zb, err := tx.CreateBucketIfNotExists(zoneName(zone))
-		if err != nil {
+		if _, err := ensureZone(tx, zone); err != nil {
 			return err
 		}
-		c, err := zb.CreateBucketIfNotExists(bFamily)
+		c, err := tx.Bucket(zoneName(zone)).CreateBucketIfNotExists(bFamily)
 		if err != nil {
 			return err
 		}

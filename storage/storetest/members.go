@@ -185,6 +185,16 @@ func members(t *testing.T, open Opener) {
 		if err != nil || fmt.Sprint(f) != fmt.Sprint(fam) {
 			t.Fatalf("LoadFamily after reopen = %v, %v; want %v", f, err, fam)
 		}
+		// A zone that holds only its family works as any other.
+		if r := lookup(t, st, "other", id(1)); r.Kind != storage.KindNone {
+			t.Fatalf("Lookup in a zone with only a family: %+v", r)
+		}
+		if ids, err := st.Expiring(ctx, "other", at(time.Hour), at(time.Hour), 10); err != nil || len(ids) != 0 {
+			t.Fatalf("Expiring in a zone with only a family: %v, %v", ids, err)
+		}
+		if _, err := st.Purge(ctx, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		if f, _ := st.LoadFamily(ctx, "other"); len(f) != storage.MaxFamily {
 			t.Fatalf("a stored family holds %d members, want at most %d", len(f), storage.MaxFamily)
 		}
