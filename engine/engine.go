@@ -233,6 +233,7 @@ func (e *Engine) run() {
 			return
 		case <-e.wake:
 			e.commit(false)
+			e.saveFamilies(e.ctx)
 		case <-flush.C:
 			e.commit(true)
 			e.saveFamilies(e.ctx)

@@ -191,12 +191,16 @@ func (z *Zone) Family() []storage.FamilyMember {
 	return nil
 }
 
-// SaveFamily records the zone's cookie family; the engine writes it to the
-// store on its next flush, off the request path.
+// SaveFamily records the zone's cookie family; the engine's goroutine
+// writes it to the store at once (it is woken), off the request path.
 func (z *Zone) SaveFamily(f []storage.FamilyMember) {
 	f = append([]storage.FamilyMember(nil), f...)
 	z.family.Store(&f)
 	z.familyDirty.Store(true)
+	select {
+	case z.e.wake <- struct{}{}:
+	default:
+	}
 }
 
 // familyState is a zone's stored cookie family.
@@ -209,13 +213,17 @@ type familyState struct {
 // failed write is tried again on the next one.
 func (e *Engine) saveFamilies(ctx context.Context) {
 	for _, z := range e.Zones() {
-		if !z.familyDirty.Swap(false) {
-			continue
-		}
-		if err := e.store.SaveFamily(ctx, z.Name(), z.Family()); err != nil {
-			z.familyDirty.Store(true)
-			e.storeError("family", err)
-		}
+		e.saveFamily(ctx, z)
+	}
+}
+
+func (e *Engine) saveFamily(ctx context.Context, z *Zone) {
+	if !z.familyDirty.Swap(false) {
+		return
+	}
+	if err := e.store.SaveFamily(ctx, z.Name(), z.Family()); err != nil {
+		z.familyDirty.Store(true)
+		e.storeError("family", err)
 	}
 }
 
