@@ -145,4 +145,3 @@ func (h *Handler) saveFamily() {
 	}
 	h.zone.SaveFamily(out)
 }
-
