@@ -347,12 +347,14 @@ func wordpressAuth(t *testing.T, s *legacyStack, mode, jar string) (pair, rest s
 // alone must not sign /wp-admin in (issue 17: a request carrying only
 // another member of an ended session's family), nor beside an attacker's
 // own freshly signed-in session. jar is the victim's Cookie header from
-// before the expiry.
+// before the expiry. The page asked for is under /wp-admin (the profile,
+// which names its user; before the member binding, WordPress answered it
+// and /wp-admin/ itself as alice).
 func wordpressMemberScenario(t *testing.T, s *legacyStack, mode, jar string) {
 	d := s.D
 	auth, _ := wordpressAuth(t, s, mode, jar)
 	b := s.browser(mode)
-	p, err := b.DoWithout(http.MethodGet, b.URL("/wp-admin/"), Navigation(), WithRawCookie(auth))
+	p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(auth))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +373,7 @@ func wordpressMemberScenario(t *testing.T, s *legacyStack, mode, jar string) {
 		d.signIn(t, a, "bob", false)
 	}()
 	_, own := wordpressAuth(t, s, mode, a.CookieHeader(d.Protected))
-	p, err = a.DoWithout(http.MethodGet, a.URL("/wp-admin/"), Navigation(), WithRawCookie(own+"; "+auth))
+	p, err = a.DoWithout(http.MethodGet, a.URL(d.Protected), Navigation(), WithRawCookie(own+"; "+auth))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +518,7 @@ func legacyRestartScenario(t *testing.T, s *legacyStack) {
 		// cookie's session and the family.
 		s.Caddy.Restart()
 		auth, _ := wordpressAuth(t, s, mode, jar)
-		p, err := b.DoWithout(http.MethodGet, b.URL("/wp-admin/"), Navigation(), WithRawCookie(auth))
+		p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(auth))
 		if err != nil {
 			t.Fatal(err)
 		}
