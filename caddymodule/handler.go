@@ -274,6 +274,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.lease, h.zone = l, l.Zone()
+	h.restoreFamily()
 	return nil
 }
 
@@ -580,6 +581,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 		v := h.zone.Check(r.Context(), id, now, !passive)
+		if v.Status == idletrack.StatusActive {
+			if reason := h.memberRefusal(r, v.ID, true, now); reason != "" {
+				// Another session's credential beside this one's cookie.
+				if fwd, err := h.reject(w, r, o, reason); !fwd {
+					return err
+				}
+				break // stripped: it goes on without any session
+			}
+		}
 		switch v.Status {
 		case idletrack.StatusActive:
 			o.session, o.active, o.user = v.ID, true, v.User
@@ -606,6 +616,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 	default:
+		if reason := h.memberRefusal(r, idletrack.ID{}, false, now); reason != "" {
+			// Only another member of an ended session's family.
+			if fwd, err := h.reject(w, r, o, reason); !fwd {
+				return err
+			}
+			break
+		}
 		rd.Forward(r.Header, name, h.profile)
 	}
 	o.ResponseWriter = w

@@ -165,7 +165,9 @@ func (o *observer) process(code int) {
 	}
 	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
 		// The cookies a session's responses set are its family.
-		h.family().Learn(hdr, o.req.URL.Path)
+		if h.family().Learn(hdr, o.req.URL.Path) {
+			h.saveFamily()
+		}
 	}
 	if len(o.clears) > 0 {
 		hdr["Set-Cookie"] = append(o.clears, hdr["Set-Cookie"]...)
@@ -193,13 +195,23 @@ func (o *observer) process(code int) {
 		}
 	}
 
+	bind, hasBind := o.session, o.active && !ended
 	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
 		if id, ok := h.valueID(sc.Name, sc.Raw); ok {
 			o.cookieSet(id, user, userSet, ended)
+			bind, hasBind = id, true
 		}
 	} else if o.active && !ended && userSet && user != "" {
 		if err := z.SetUser(o.session, user, o.now); err != nil {
 			h.logger.Warn("login not yet stored", zap.String("session", o.session.Short()), zap.Error(err))
+		}
+	}
+
+	if hasBind && len(hdr["Set-Cookie"]) > 0 {
+		// The credentials set with the session (members.go); only for a
+		// session that is live after this response.
+		if _, live := z.Tracker().Get(bind); live {
+			h.bindMembers(hdr, o.req, bind, o.now)
 		}
 	}
 

@@ -191,6 +191,7 @@ func (e *Engine) enqueue(b *storage.Batch, wait bool) error {
 	e.queue.Rotations = append(e.queue.Rotations, b.Rotations...)
 	e.queue.Ends = append(e.queue.Ends, b.Ends...)
 	e.queue.Events = append(e.queue.Events, b.Events...)
+	e.queue.Members = append(e.queue.Members, b.Members...)
 	g := e.gen
 	e.qmu.Unlock()
 	select {
@@ -227,12 +228,15 @@ func (e *Engine) run() {
 			// network store (Redis) would refuse it.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			e.commitCtx(ctx, true)
+			e.saveFamilies(ctx)
 			cancel()
 			return
 		case <-e.wake:
 			e.commit(false)
+			e.saveFamilies(e.ctx)
 		case <-flush.C:
 			e.commit(true)
+			e.saveFamilies(e.ctx)
 		case <-sweep.C:
 			e.sweep()
 		case <-purge.C:
@@ -273,6 +277,7 @@ func (e *Engine) drain() (storage.Batch, *commitGen) {
 	b.Rotations = append(b.Rotations, e.queue.Rotations...)
 	b.Ends = append(b.Ends, e.queue.Ends...)
 	b.Events = append(b.Events, e.queue.Events...)
+	b.Members = append(b.Members, e.queue.Members...)
 	e.queue.Reset()
 	g := e.gen
 	e.gen = &commitGen{done: make(chan struct{})}

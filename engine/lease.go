@@ -144,6 +144,7 @@ func (e *Engine) load(ctx context.Context, cfg ZoneConfig) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
+	z.loadFamily(ctx)
 	return z, nil
 }
 
@@ -207,6 +208,7 @@ func (e *Engine) release(l *Lease) error {
 // retire writes the last activity of a zone that left the engine, so
 // nothing it saw is lost and a later Acquire loads it from the store.
 func (e *Engine) retire(z *Zone) error {
+	e.saveFamily(e.ctx, z) // (the loop no longer sees the zone)
 	var b storage.Batch
 	for _, c := range z.tracker.Collect(nil) {
 		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: z.Name(), Change: c, ActivityOnly: true})

@@ -44,6 +44,8 @@ type Zone struct {
 	tracker *idletrack.Tracker
 	cfg     atomic.Pointer[ZoneConfig]
 	leases  []*Lease // guarded by e.mu; see lease.go
+	members memberCache
+	familyState
 }
 
 func (z *Zone) setConfig(cfg ZoneConfig) {
@@ -69,7 +71,7 @@ func (z *Zone) ID(value string) idletrack.ID { return z.e.keyer.ID(z.Name(), val
 func (z *Zone) Check(ctx context.Context, id idletrack.ID, now int64, activity bool) idletrack.Verdict {
 	v := z.tracker.Request(id, now, activity)
 	if v.Status == idletrack.StatusUnknown {
-		v = z.lookup(ctx, id, now, activity)
+		v = z.lookup(ctx, id, now, activity, true)
 	}
 	if v.Ended != nil {
 		v = z.expired(ctx, v, now, activity)
@@ -77,13 +79,22 @@ func (z *Zone) Check(ctx context.Context, id idletrack.ID, now int64, activity b
 	return v
 }
 
-func (z *Zone) lookup(ctx context.Context, id idletrack.ID, now int64, activity bool) idletrack.Verdict {
+// lookup asks the store about an ID memory does not know. With adopt, an
+// ID the store does not know either is adopted; without, it is
+// StatusUnknown (a member's session, which must not become live).
+func (z *Zone) lookup(ctx context.Context, id idletrack.ID, now int64, activity, adopt bool) idletrack.Verdict {
+	adoptOr := func() idletrack.Verdict {
+		if !adopt {
+			return idletrack.Verdict{Status: idletrack.StatusUnknown, ID: id}
+		}
+		return z.tracker.Adopt(id, now)
+	}
 	rec, err := z.e.store.Lookup(ctx, z.Name(), id)
 	if err != nil {
 		// Fail open for a value memory has never seen: refusing every new
 		// visitor because the store is unreadable would take the site down.
 		z.e.storeError("lookup", err)
-		return z.tracker.Adopt(id, now)
+		return adoptOr()
 	}
 	switch rec.Kind {
 	case storage.KindSession:
@@ -91,7 +102,7 @@ func (z *Zone) lookup(ctx context.Context, id idletrack.ID, now int64, activity 
 	case storage.KindAlias:
 		a := rec.Alias
 		if now >= a.ForgetAt {
-			return z.tracker.Adopt(id, now)
+			return adoptOr()
 		}
 		z.tracker.LoadAlias(a.Old, a.Target, a.GraceUntil, a.ForgetAt)
 		if now < a.GraceUntil {
@@ -104,13 +115,13 @@ func (z *Zone) lookup(ctx context.Context, id idletrack.ID, now int64, activity 
 			z.tracker.Remember(id, rec.Until, rec.Reason)
 			return idletrack.Verdict{Status: idletrack.StatusEnded, ID: id, Reason: rec.Reason}
 		}
-		return z.tracker.Adopt(id, now)
+		return adoptOr()
 	default:
-		return z.tracker.Adopt(id, now)
+		return adoptOr()
 	}
 	v := z.tracker.Request(id, now, activity)
 	if v.Status == idletrack.StatusUnknown {
-		v = z.tracker.Adopt(id, now)
+		v = adoptOr()
 	}
 	return v
 }

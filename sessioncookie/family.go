@@ -41,11 +41,12 @@ type Family struct {
 // Learn adds the cookies that the Set-Cookie lines of h set, deleted or
 // not, as members. reqPath is the path of the request the response
 // answers: a cookie without a Path attribute gets that request's default
-// path, as a browser gives it (RFC 6265 section 5.1.4).
-func (f *Family) Learn(h http.Header, reqPath string) {
+// path, as a browser gives it (RFC 6265 section 5.1.4). It reports whether
+// the family grew.
+func (f *Family) Learn(h http.Header, reqPath string) (grew bool) {
 	lines := h["Set-Cookie"]
 	if len(lines) == 0 {
-		return
+		return false
 	}
 	for _, line := range lines {
 		c, ok := ParseSetCookie(line, zeroTime)
@@ -56,23 +57,47 @@ func (f *Family) Learn(h http.Header, reqPath string) {
 		if m.Path == "" {
 			m.Path = DefaultPath(reqPath)
 		}
-		f.add(m)
+		if f.add(m) {
+			grew = true
+		}
+	}
+	return grew
+}
+
+// Restore adds members kept from an earlier process (the store's copy).
+func (f *Family) Restore(ms []Member) {
+	for _, m := range ms {
+		if ValidName(m.Name) {
+			if m.Path == "" {
+				m.Path = "/"
+			}
+			f.add(m)
+		}
 	}
 }
 
-func (f *Family) add(m Member) {
+// Len returns how many members the family has.
+func (f *Family) Len() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.members)
+}
+
+func (f *Family) add(m Member) bool {
 	f.mu.RLock()
 	known := containsMember(f.members, m)
 	full := len(f.members) >= maxFamily
 	f.mu.RUnlock()
 	if known || full {
-		return
+		return false
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !containsMember(f.members, m) && len(f.members) < maxFamily {
 		f.members = append(f.members, m)
+		return true
 	}
-	f.mu.Unlock()
+	return false
 }
 
 func containsMember(list []Member, m Member) bool {

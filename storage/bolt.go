@@ -585,6 +585,14 @@ func (s *Bolt) Apply(_ context.Context, b *Batch) ([]EndResult, error) {
 			if err := z.f.Put(timeKey(w.ForgetAt, []byte{kindAlias}, w.Old[:]), nil); err != nil {
 				return err
 			}
+			if err := moveMembers(tx, w.Zone, w.Old, w.Session.ID); err != nil {
+				return err
+			}
+		}
+		for _, w := range b.Members {
+			if err := bindMember(tx, w); err != nil {
+				return err
+			}
 		}
 		for _, w := range b.Ends {
 			res, evs, err := endSession(wt, w)
@@ -660,6 +668,9 @@ func endSession(wt *wtx, w EndWrite) (EndResult, []Event, error) {
 		}
 		wt.reset(e.Zone, id)
 	}
+	if err := endMembers(wt.tx, e.Zone, id, w.tombstone(&e), w.TombstoneUntil); err != nil {
+		return EndResult{}, nil, err
+	}
 	if w.tombstone(&e) {
 		tv := make([]byte, 8, 8+len(e.Reason))
 		binary.BigEndian.PutUint64(tv, uint64(w.TombstoneUntil))
@@ -720,11 +731,16 @@ func (s *Bolt) Purge(_ context.Context, now int64) (int, error) {
 					return fmt.Errorf("forget index: bad key")
 				}
 				target := z.t
-				if k[8] == kindAlias {
+				switch k[8] {
+				case kindAlias:
 					target = z.a
+				case kindMember:
+					target = zb.Bucket(bMembers)
 				}
-				if err := target.Delete(k[9:]); err != nil {
-					return err
+				if target != nil {
+					if err := target.Delete(k[9:]); err != nil {
+						return err
+					}
 				}
 				if err := c.Delete(); err != nil {
 					return err

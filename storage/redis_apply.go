@@ -34,6 +34,16 @@ import (
 //	                          end: drop the session and its index entries,
 //	                          write the tombstone, queue n events
 //	Q event-id json next-at   queue an event
+//	M target member name at   bind a member value to a session (members.go):
+//	                          follows target's aliases; a value already
+//	                          bound to another session becomes shared ("*")
+//
+// Members (redis_members.go): <p>{<z>}:m:<member> holds the target's hex
+// ID ("*" when shared), without TTL while the session lives;
+// <p>{<z>}:ms:<target> is the session's list of members (member -> "at
+// name"), at most MaxMembers. An end gives each of the session's members
+// the tombstone's PXAT and drops the list; a rotation moves the list and
+// repoints the members.
 //
 // Every check runs before any write: if one fails the script returns 0 and
 // has changed nothing; otherwise it returns 1. Each end and rotation is
@@ -51,7 +61,8 @@ local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local minttl = tonumber(ARGV[1])
 local chan, origin, zone = ARGV[2], ARGV[3], ARGV[4]
-local width = {C = 4, S = 8, R = 9, Y = 3, Q = 3}
+local MAXMEMBERS = 8 -- storage.MaxMembers
+local width = {C = 4, S = 8, R = 9, Y = 3, Q = 3, M = 4}
 local function notify(kind, id, v)
   redis.call('PUBLISH', chan, cjson.encode({o = origin, z = zone, k = kind, id = id, v = v}))
 end
@@ -95,6 +106,45 @@ local function put(id, st, li, la, rq, delta, u, actonly)
   redis.call('ZADD', idle, 'NX', la, id)
   if old[1] ~= st then redis.call('ZADD', abs, st, id) end
 end
+local function bind(target, m, name, at)
+  for _ = 1, 8 do
+    local av = redis.call('GET', base .. 'a:' .. target)
+    if not av then break end
+    target = string.match(av, '^(%S+)')
+  end
+  local mk = base .. 'm:' .. m
+  local cur = redis.call('GET', mk)
+  if cur then
+    if cur ~= '*' and cur ~= target then
+      redis.call('HDEL', base .. 'ms:' .. cur, m)
+      redis.call('SET', mk, '*', 'KEEPTTL')
+    end
+    return
+  end
+  local tk = base .. 't:' .. target
+  local ttl = redis.call('PTTL', tk)
+  if ttl > 0 then
+    redis.call('SET', mk, target, 'PX', ttl)
+    return
+  end
+  local ms = base .. 'ms:' .. target
+  if redis.call('HLEN', ms) >= MAXMEMBERS then
+    local kv = redis.call('HGETALL', ms)
+    local victim, vat, vsame
+    for j = 1, #kv, 2 do
+      local sp = string.find(kv[j + 1], ' ', 1, true)
+      local vt, vn = string.sub(kv[j + 1], 1, sp - 1), string.sub(kv[j + 1], sp + 1)
+      local same = vn == name
+      if not victim or (same and not vsame) or (same == vsame and gt(vat, vt)) then
+        victim, vat, vsame = kv[j], vt, same
+      end
+    end
+    redis.call('HDEL', ms, victim)
+    redis.call('DEL', base .. 'm:' .. victim)
+  end
+  redis.call('SET', mk, target)
+  redis.call('HSET', ms, m, at .. ' ' .. name)
+end
 local function drop(id)
   redis.call('DEL', base .. 's:' .. id)
   redis.call('ZREM', idle, id)
@@ -127,6 +177,16 @@ while i <= #ARGV do
     redis.call('SET', base .. 'a:' .. old, ARGV[a + 7], 'PXAT', pxat(ARGV[a + 8]))
     redis.call('ZREMRANGEBYSCORE', aliases, '-inf', string.format('%.0f', nowms))
     redis.call('ZADD', aliases, ARGV[a + 8], old)
+    local oms, nms = base .. 'ms:' .. old, base .. 'ms:' .. ARGV[a + 1]
+    local kv = redis.call('HGETALL', oms)
+    for j = 1, #kv, 2 do
+      local mk = base .. 'm:' .. kv[j]
+      if redis.call('GET', mk) == old then
+        redis.call('SET', mk, ARGV[a + 1])
+        redis.call('HSET', nms, kv[j], kv[j + 1])
+      end
+    end
+    redis.call('DEL', oms)
     notify('R', old, ARGV[a + 7])
   elseif op == 'Y' then
     local k = base .. 's:' .. ARGV[a]
@@ -143,6 +203,12 @@ while i <= #ARGV do
     local id = ARGV[a]
     drop(id)
     redis.call('SET', base .. 't:' .. id, ARGV[a + 1], 'PXAT', pxat(ARGV[a + 2]))
+    local ms = base .. 'ms:' .. id
+    for _, m in ipairs(redis.call('HKEYS', ms)) do
+      local mk = base .. 'm:' .. m
+      if redis.call('GET', mk) == id then redis.call('SET', mk, id, 'PXAT', pxat(ARGV[a + 2])) end
+    end
+    redis.call('DEL', ms)
     notify('E', id, ARGV[a + 1])
     for j = 0, tonumber(ARGV[a + 3]) - 1 do
       local e = a + 4 + 3 * j
@@ -152,6 +218,8 @@ while i <= #ARGV do
   elseif op == 'Q' then
     redis.call('HSET', evs, ARGV[a], ARGV[a + 1])
     redis.call('ZADD', due, ARGV[a + 2], ARGV[a])
+  elseif op == 'M' then
+    bind(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
   end
   i = step(i)
 end
@@ -169,6 +237,7 @@ type zoneWrites struct {
 	rotations []RotationWrite
 	ends      []int // indexes into Batch.Ends
 	events    []Event
+	members   []MemberWrite
 }
 
 // Apply implements Store. Per zone, session writes go first, in scripts of
@@ -212,6 +281,10 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 		z := zw(e.Zone)
 		z.events = append(z.events, e)
 	}
+	for _, m := range b.Members {
+		z := zw(m.Zone)
+		z.members = append(z.members, m)
+	}
 	// Zones that may queue events are listed for the delivery worker
 	// first: a listed zone with an empty outbox costs nothing.
 	var outboxZones []any
@@ -233,7 +306,7 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 			}
 		}
 		z.sessions = nil
-		if len(z.rotations)+len(z.ends)+len(z.events) > 0 {
+		if len(z.rotations)+len(z.ends)+len(z.events)+len(z.members) > 0 {
 			if err := s.applyZone(ctx, b, z, results); err != nil {
 				return nil, err
 			}
@@ -313,6 +386,9 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 			if x := sim[ss.ID]; x != nil {
 				x.put(ss, 0, true, false)
 			}
+		}
+		for _, m := range z.members {
+			args = append(args, "M", hexID(m.Target), hexID(m.Member), m.Name, m.At)
 		}
 		for k, i := range z.ends {
 			w := b.Ends[i]

@@ -49,6 +49,8 @@ type Store interface {
 	// before now and returns how many it removed.
 	Purge(ctx context.Context, now int64) (int, error)
 
+	MemberStore
+
 	Outbox
 
 	// Close releases the store. The caller stops using it first.
@@ -102,14 +104,20 @@ type Batch struct {
 	Ends []EndWrite
 	// Events to queue regardless of ends (session.started).
 	Events []Event
+	// Members bind credential cookies of sessions by value (members.go);
+	// they are written after the rotations and before the ends.
+	Members []MemberWrite
 }
 
 // Len returns the number of writes in b.
-func (b *Batch) Len() int { return len(b.Sessions) + len(b.Rotations) + len(b.Ends) + len(b.Events) }
+func (b *Batch) Len() int {
+	return len(b.Sessions) + len(b.Rotations) + len(b.Ends) + len(b.Events) + len(b.Members)
+}
 
 // Reset empties b, keeping its capacity.
 func (b *Batch) Reset() {
 	b.Sessions, b.Rotations, b.Ends, b.Events = b.Sessions[:0], b.Rotations[:0], b.Ends[:0], b.Events[:0]
+	b.Members = b.Members[:0]
 }
 
 // SessionWrite writes a session of Zone.

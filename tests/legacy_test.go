@@ -300,6 +300,10 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 		}
 	})
 
+	if d.Spec.Name == "wordpress" {
+		t.Run("member_only_refused", func(t *testing.T) { wordpressMemberScenario(t, s, mode, jar) })
+	}
+
 	t.Run("not_signed_back_in", func(t *testing.T) {
 		// The browser comes back: whatever idlegate answers first, the
 		// app's own page must then show a signed-out visitor, twice.
@@ -316,6 +320,69 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 			t.Errorf("the expired %s is still in the browser", cookie)
 		}
 	})
+}
+
+// wordpressAuth returns the wordpress_<hash>=<value> pair of a Cookie
+// header: the auth cookie WordPress sets with Path=/wp-admin and accepts on
+// /wp-admin by itself, without the logged-in cookie idlegate tracks.
+func wordpressAuth(t *testing.T, s *legacyStack, mode, jar string) (pair, rest string) {
+	t.Helper()
+	name := "wordpress_" + WordPressCookieHash(s.Sites[mode])
+	var others []string
+	for _, p := range strings.Split(jar, ";") {
+		p = strings.TrimSpace(p)
+		if k, _, _ := strings.Cut(p, "="); k == name {
+			pair = p
+		} else if p != "" {
+			others = append(others, p)
+		}
+	}
+	if pair == "" {
+		t.Fatalf("no %s in %q", name, jar)
+	}
+	return pair, strings.Join(others, "; ")
+}
+
+// wordpressMemberScenario: once the session has ended, its auth cookie
+// alone must not sign /wp-admin in (issue 17: a request carrying only
+// another member of an ended session's family), nor beside an attacker's
+// own freshly signed-in session. jar is the victim's Cookie header from
+// before the expiry. The page asked for is under /wp-admin (the profile,
+// which names its user; before the member binding, WordPress answered it
+// and /wp-admin/ itself as alice).
+func wordpressMemberScenario(t *testing.T, s *legacyStack, mode, jar string) {
+	d := s.D
+	auth, _ := wordpressAuth(t, s, mode, jar)
+	b := s.browser(mode)
+	p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := d.Whoami(p); u != "" || p.StatusCode == 200 && !d.SignedOut(p) {
+		t.Errorf("only the ended session's %s: WordPress shows user %q: %s", strings.SplitN(auth, "=", 2)[0], u, describe(p.Response))
+	}
+	if mode != "strip" && !Refused(p.Response, strings.SplitN(auth, "=", 2)[0]) && p.StatusCode < 300 {
+		t.Errorf("only the ended session's auth cookie: not refused: %s", describe(p.Response))
+	}
+
+	// The attacker signs in as themself and swaps in the victim's auth cookie.
+	a := s.browser(mode)
+	func() {
+		s.loginMu.Lock()
+		defer s.loginMu.Unlock()
+		d.signIn(t, a, "bob", false)
+	}()
+	_, own := wordpressAuth(t, s, mode, a.CookieHeader(d.Protected))
+	p, err = a.DoWithout(http.MethodGet, a.URL(d.Protected), Navigation(), WithRawCookie(own+"; "+auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := d.Whoami(p); u == d.LoginUser("alice") {
+		t.Errorf("own live session + the ended session's auth cookie: WordPress shows %q: %s", u, describe(p.Response))
+	}
+	if mode != "strip" && p.StatusCode < 300 {
+		t.Errorf("own live session + the ended session's auth cookie: not refused: %s", describe(p.Response))
+	}
 }
 
 // The app's own logout: one webhook with reason logout, then the app's page
@@ -445,5 +512,18 @@ func legacyRestartScenario(t *testing.T, s *legacyStack) {
 	}
 	if !Refused(p.Response, s.cookie(mode)) {
 		t.Errorf("after the restart and the expiry, the cookies are not refused: %s", describe(p.Response))
+	}
+	if d.Spec.Name == "wordpress" {
+		// Another restart, after the end: only the store knows the auth
+		// cookie's session and the family.
+		s.Caddy.Restart()
+		auth, _ := wordpressAuth(t, s, mode, jar)
+		p, err := b.DoWithout(http.MethodGet, b.URL(d.Protected), Navigation(), WithRawCookie(auth))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := d.Whoami(p); u != "" || !Refused(p.Response, strings.SplitN(auth, "=", 2)[0]) && p.StatusCode < 300 {
+			t.Errorf("after restarts, only the ended session's auth cookie: WordPress shows %q: %s", u, describe(p.Response))
+		}
 	}
 }

@@ -383,4 +383,5 @@ func Run(t *testing.T, open Opener) {
 			t.Fatalf("deadline index lost: %v", ids)
 		}
 	})
+	members(t, open)
 }

@@ -1,0 +1,34 @@
+package sessioncookie
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+)
+
+func TestValuesSeesEveryPairOfAName(t *testing.T) {
+	h := http.Header{"Cookie": {"a=1; wp=x%7Cy; b=2", "wp=second; wpx=no"}}
+	var got []string
+	Values(h, "wp", ProfilePHP, 4, func(v string) { got = append(got, v) })
+	if !slices.Equal(got, []string{"x|y", "second"}) {
+		t.Fatalf("Values = %q", got)
+	}
+	got = nil
+	Values(h, "wp", ProfilePHP, 1, func(v string) { got = append(got, v) })
+	if len(got) != 1 {
+		t.Fatalf("Values ignores its bound: %q", got)
+	}
+}
+
+func TestFamilyLearnReportsGrowthAndRestores(t *testing.T) {
+	var f Family
+	h := http.Header{"Set-Cookie": {"wp=v; Path=/wp-admin", "sid=1"}}
+	if !f.Learn(h, "/login") || f.Learn(h, "/login") {
+		t.Fatal("Learn must report growth once")
+	}
+	var g Family
+	g.Restore(append(f.Members(), Member{Name: "bad name"}))
+	if g.Len() != 2 || !g.Has("wp") {
+		t.Fatalf("Restore: %+v", g.Members())
+	}
+}
