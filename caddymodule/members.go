@@ -17,9 +17,10 @@ import (
 // from wordpress_<hash> alone.
 
 const (
-	// maxRequestMembers bounds the member names a request is checked
-	// for, and maxMemberValues the values of one name.
-	maxRequestMembers = 4
+	// maxRequestMembers bounds the member pairs a request may carry
+	// (WordPress's /wp-admin requests carry five), and maxMemberValues
+	// the values of one name bindMembers compares.
+	maxRequestMembers = 16
 	maxMemberValues   = 4
 	// minMemberValue: shorter values (a language, a timestamp, a flag)
 	// cannot be one session's credential and are never bound, so that a
@@ -31,44 +32,34 @@ const (
 // the reason to refuse it under, or "" to let it pass. own is the request's
 // live session (hasOwn). A member of an ended session refuses with that
 // end's reason; a member of another live session than the request's own is
-// cookie_conflict. A request without family members costs a look at its
-// cookie names and nothing else.
+// cookie_conflict. Members are found under every spelling an application
+// normalizes to their names (wordpress.<hash> is PHP's wordpress_<hash>),
+// and a request with more member pairs than maxRequestMembers is
+// cookie_conflict: decoys must not push a credential past the check. A
+// request without family members costs a look at its cookie names.
 func (h *Handler) memberRefusal(r *http.Request, own idletrack.ID, hasOwn bool, now int64) string {
 	fam := h.family()
 	if fam.Len() == 0 || len(r.Header["Cookie"]) == 0 {
 		return ""
 	}
-	var names [maxRequestMembers]string
-	n := 0
-	for name := range sessioncookie.Names(r.Header) {
-		if n == len(names) {
-			break
-		}
-		if h.isSessionCookie(name) || !fam.Has(name) || contains(names[:n], name) {
-			continue
-		}
-		names[n] = name
-		n++
-	}
+	isMember := func(name string) bool { return !h.isSessionCookie(name) && fam.Has(name) }
 	reason := ""
-	for _, name := range names[:n] {
-		sessioncookie.Values(r.Header, name, h.profile, maxMemberValues, func(value string) {
-			if reason != "" || len(value) < minMemberValue || len(value) > maxCookieValue {
-				return
-			}
-			v := h.zone.Member(r.Context(), h.zone.MemberID(name, value), now)
-			switch {
-			case v.Status == idletrack.StatusEnded:
-				reason = string(v.Reason)
-			case v.Status == idletrack.StatusActive && hasOwn && v.ID != own:
-				reason = "cookie_conflict"
-			}
-		})
-		if reason != "" {
-			return reason
+	over := sessioncookie.MemberPairs(r.Header, isMember, h.profile, maxRequestMembers, func(name, value string) {
+		if reason != "" || len(value) < minMemberValue || len(value) > maxCookieValue {
+			return
 		}
+		v := h.zone.Member(r.Context(), h.zone.MemberID(name, value), now)
+		switch {
+		case v.Status == idletrack.StatusEnded:
+			reason = string(v.Reason)
+		case v.Status == idletrack.StatusActive && hasOwn && v.ID != own:
+			reason = "cookie_conflict"
+		}
+	})
+	if reason == "" && over {
+		reason = "cookie_conflict"
 	}
-	return ""
+	return reason
 }
 
 func contains(list []string, s string) bool {

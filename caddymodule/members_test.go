@@ -161,7 +161,7 @@ func TestMemberOfAnEndedSessionIsRefused(t *testing.T) {
 					if body != "login" {
 						t.Fatalf("%s: the application answered %q", when, body)
 					}
-					if s := seen(); strings.Contains(s[len(s)-1], "wp_auth") {
+					if s := seen(); strings.Contains(s[len(s)-1], "wp_auth") || strings.Contains(s[len(s)-1], auth) {
 						t.Fatalf("%s: the application received %q", when, s[len(s)-1])
 					}
 				}
@@ -170,6 +170,11 @@ func TestMemberOfAnEndedSessionIsRefused(t *testing.T) {
 				}
 			}
 			refused("only the ended session's auth cookie", "wp_auth="+auth)
+			// PHP reads "wp.auth" and " wp auth" as wp_auth.
+			refused("the auth cookie spelled as PHP normalizes it", "wp.auth="+auth)
+			// Decoys under member names must not push it past the check.
+			decoys := strings.Repeat("wp_auth=decoy-decoy-decoy-decoy; ", maxRequestMembers)
+			refused("the auth cookie behind decoys", decoys+"wp_auth="+auth)
 
 			// An attacker's own live session plus the victim's old auth cookie.
 			own, _ := memberLogin(t, tc)

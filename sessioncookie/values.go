@@ -24,3 +24,30 @@ func Values(h http.Header, name string, p Profile, max int, fn func(value string
 		}
 	}
 }
+
+// MemberPairs calls fn with the name and the decoded value of every pair of
+// h's Cookie lines whose name, read as the known parsers normalize names
+// (see NameMatches: trimmed, PHP's '.', ' ' and '[' as '_', percent-
+// decoded), isMember accepts; name is the normalized name. It stops after
+// max pairs and then reports over: a request that offers more member pairs
+// than a browser keeps cannot be vetted pair by pair, and a check that
+// skipped the rest would let a credential ride behind decoys.
+func MemberPairs(h http.Header, isMember func(string) bool, p Profile, max int, fn func(name, value string)) (over bool) {
+	n := 0
+	for _, line := range h["Cookie"] {
+		for rest := line; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ";")
+			key, raw, _ := strings.Cut(part, "=")
+			name, ok := normalizedMatch(key, isMember)
+			if !ok {
+				continue
+			}
+			if n++; n > max {
+				return true
+			}
+			fn(name, Decode(trimHTTP(raw), p))
+		}
+	}
+	return false
+}

@@ -3,6 +3,7 @@ package sessioncookie
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +31,17 @@ func TestFamilyLearnReportsGrowthAndRestores(t *testing.T) {
 	g.Restore(append(f.Members(), Member{Name: "bad name"}))
 	if g.Len() != 2 || !g.Has("wp") {
 		t.Fatalf("Restore: %+v", g.Members())
+	}
+}
+
+func TestMemberPairsReadsNamesAsAppsNormalizeThem(t *testing.T) {
+	h := http.Header{"Cookie": {"wp.auth=a%7Cb; theme=dark; wp auth=c", " wp_auth = d"}}
+	var got []string
+	over := MemberPairs(h, func(n string) bool { return n == "wp_auth" }, ProfilePHP, 8, func(n, v string) { got = append(got, n+"="+v) })
+	if over || strings.Join(got, " ") != "wp_auth=a|b wp_auth=c wp_auth=d" {
+		t.Fatalf("MemberPairs = %q (over %v)", got, over)
+	}
+	if !MemberPairs(h, func(n string) bool { return n == "wp_auth" }, ProfilePHP, 2, func(string, string) {}) {
+		t.Fatal("three member pairs against a bound of two are not over")
 	}
 }
