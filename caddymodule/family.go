@@ -9,14 +9,19 @@ import (
 )
 
 // families holds each zone's cookie family (docs/SECURITY.md, "A session
-// is every cookie the application issued"), by store and zone, for the life
-// of the process: what an application sets does not change with a reload.
-var families sync.Map // poolKey + "\x00" + zone → *sessioncookie.Family
+// is every cookie the application issued"), by store and zone, for as long
+// as a config names the zone: what an application sets does not change
+// with a reload. Cleanup drops the family of a zone that retires; the
+// store's copy (engine/members.go) restores it when a config names the
+// zone again.
+var families sync.Map // familyKey → *sessioncookie.Family
+
+func (h *Handler) familyKey() string { return h.poolKey + "\x00" + h.Name }
 
 // family returns the zone's cookie family, found once at Provision.
 func (h *Handler) family() *sessioncookie.Family {
 	if h.fam == nil {
-		f, _ := families.LoadOrStore(h.poolKey+"\x00"+h.Name, new(sessioncookie.Family))
+		f, _ := families.LoadOrStore(h.familyKey(), new(sessioncookie.Family))
 		h.fam = f.(*sessioncookie.Family)
 	}
 	return h.fam

@@ -534,6 +534,11 @@ func (h *Handler) Cleanup() error {
 	var err error
 	if h.lease != nil {
 		err = h.lease.Release()
+		if h.zone.Retired() {
+			// No config names the zone any more: its family goes with it
+			// (the store keeps a copy for a config that names it again).
+			families.CompareAndDelete(h.familyKey(), h.fam)
+		}
 		h.lease = nil
 	}
 	if h.poolKey != "" {

@@ -165,6 +165,12 @@ func TestZoneDroppedByReloadWaitsAndDeliversWhenBack(t *testing.T) {
 	if p, _, _ := se.store.OutboxStats(t.Context()); p != 1 {
 		t.Fatalf("its event waits in the outbox: %d pending", p)
 	}
+	if _, kept := families.Load("bolt:" + db + "\x00a"); kept {
+		t.Fatal("the released zone's cookie family is still held")
+	}
+	if _, held := families.Load("bolt:" + db + "\x00b"); !held {
+		t.Fatal("the running zone b has no cookie family")
+	}
 
 	// Zone a is back, with a working receiver: the event that waited is
 	// delivered there once due.

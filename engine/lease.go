@@ -208,6 +208,7 @@ func (e *Engine) release(l *Lease) error {
 // retire writes the last activity of a zone that left the engine, so
 // nothing it saw is lost and a later Acquire loads it from the store.
 func (e *Engine) retire(z *Zone) error {
+	z.retired.Store(true)
 	e.saveFamily(e.ctx, z) // (the loop no longer sees the zone)
 	var b storage.Batch
 	for _, c := range z.tracker.Collect(nil) {

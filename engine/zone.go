@@ -46,7 +46,12 @@ type Zone struct {
 	leases  []*Lease // guarded by e.mu; see lease.go
 	members memberCache
 	familyState
+	retired atomic.Bool // no lease holds it any more (lease.go)
 }
+
+// Retired reports whether the zone has left the engine: the last lease on
+// it was released. A config that names the zone again gets a new Zone.
+func (z *Zone) Retired() bool { return z.retired.Load() }
 
 func (z *Zone) setConfig(cfg ZoneConfig) {
 	z.cfg.Store(&cfg)
