@@ -114,7 +114,7 @@ func (c *memberCache) forget(id idletrack.ID) {
 // name and its value as the application decodes it. It is derived apart
 // from session IDs, and the stores keep members in a keyspace of their own.
 func (z *Zone) MemberID(name, value string) idletrack.ID {
-	return z.e.keyer.ID(z.Name()+"\x00member\x00"+name, value)
+	return z.e.keyer.MemberID(z.Name(), name, value)
 }
 
 // BindMembers binds member values a response set to the live session

@@ -42,10 +42,23 @@ type keyerState struct {
 }
 
 // ID returns the ID of the session whose cookie has the given value in zone.
-func (k *Keyer) ID(zone, value string) ID {
+func (k *Keyer) ID(zone, value string) ID { return k.sum(zone, "", "", value) }
+
+// MemberID returns the ID of value as the cookie called name of a session's
+// family in zone: the ID of value in the zone "<zone>\x00member\x00<name>",
+// apart from every session ID, computed without building that name.
+func (k *Keyer) MemberID(zone, name, value string) ID {
+	return k.sum(zone, "\x00member\x00", name, value)
+}
+
+// sum is HMAC-SHA256(key, zone || infix || name || 0x00 || value), cut to
+// the ID's size.
+func (k *Keyer) sum(zone, infix, name, value string) ID {
 	st := k.pool.Get().(*keyerState)
 	st.mac.Reset()
 	st.buf = append(st.buf[:0], zone...)
+	st.buf = append(st.buf, infix...)
+	st.buf = append(st.buf, name...)
 	st.buf = append(st.buf, 0)
 	st.buf = append(st.buf, value...)
 	st.mac.Write(st.buf)

@@ -596,3 +596,22 @@ func TestEndSaysWhetherTheUpstreamEverIssuedTheSession(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberIDIsTheIDInTheMembersZone: the stored member IDs stay what
+// they were when the zone name was built by concatenation, and a member
+// read costs no allocation.
+func TestMemberIDIsTheIDInTheMembersZone(t *testing.T) {
+	k := NewKeyer([]byte("key"))
+	if got, want := k.MemberID("wordpress", "wordpress_0123456789abcdef", "alice|1|tok"), k.ID("wordpress\x00member\x00wordpress_0123456789abcdef", "alice|1|tok"); got != want {
+		t.Fatalf("MemberID %v, want %v", got, want)
+	}
+	if k.MemberID("z", "n", "v") == k.ID("z", "v") {
+		t.Fatal("a member ID equals the session ID of the same value")
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { k.MemberID("wordpress", "wordpress_0123456789abcdef0123456789abcdef", "alice%7C1%7Ctoken") }); n != 0 {
+		t.Fatalf("MemberID allocates %.1f times per call", n)
+	}
+}
