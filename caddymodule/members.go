@@ -62,15 +62,6 @@ func (h *Handler) memberRefusal(r *http.Request, own idletrack.ID, hasOwn bool, 
 	return reason
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // bindMembers binds the family members the response sets (not deletes) to
 // the live session target: each value as the application will decode it,
 // unless it is short or the request already carried it (a cookie the
