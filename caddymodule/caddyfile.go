@@ -63,7 +63,7 @@ func claimZone(h httpcaddyfile.Helper, m *Handler) error {
 		h.State["idle_session.zones"] = claims
 	}
 	cur := zoneClaim{at: "the idle_session at " + m.at, cfg: c.zoneConfig()}
-	key := store + "\x00" + c.Name
+	key := store + "\x00" + c.Zone
 	if first, ok := claims[key]; ok {
 		return engine.Conflict(first.cfg, first.at, cur.cfg, cur.at)
 	}
@@ -134,7 +134,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	textOpts := map[string]*string{
 		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey,
-		"zone": &h.Name, "name": &h.Name, // name: the former spelling of zone
+		"zone": &h.Zone, "name": &h.Zone, // name: the former spelling of zone
 		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
 	}
 	once := onceChecker{repeat: map[string]bool{"logout": true, "passive": true, "clear_cookies": true}, alias: map[string]string{"name": "zone"}}

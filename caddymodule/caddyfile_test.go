@@ -47,15 +47,15 @@ func TestOptionsThatRepeatAddUp(t *testing.T) {
 func TestZoneAndItsAliasName(t *testing.T) {
 	for _, body := range []string{"cookie sid\nzone shop", "cookie sid\nname shop"} {
 		h, err := parseBlock(body)
-		if err != nil || h.Name != "shop" {
-			t.Fatalf("%q: zone %q, %v", body, h.Name, err)
+		if err != nil || h.Zone != "shop" {
+			t.Fatalf("%q: zone %q, %v", body, h.Zone, err)
 		}
 	}
-	h := &Handler{Cookie: "sid", Name: "a", NameAlias: "b"}
+	h := &Handler{Cookie: "sid", Zone: "a", Name: "b"}
 	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), `zone: "a" and its alias name "b" disagree`) {
 		t.Fatalf("JSON zone and name disagreeing: %v", err)
 	}
-	h = &Handler{Cookie: "sid", Name: "a", NameAlias: "a"}
+	h = &Handler{Cookie: "sid", Zone: "a", Name: "a"}
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}

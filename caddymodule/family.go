@@ -16,7 +16,7 @@ import (
 // zone again.
 var families sync.Map // familyKey → *sessioncookie.Family
 
-func (h *Handler) familyKey() string { return h.poolKey + "\x00" + h.Name }
+func (h *Handler) familyKey() string { return h.poolKey + "\x00" + h.Zone }
 
 // family returns the zone's cookie family, found once at Provision.
 func (h *Handler) family() *sessioncookie.Family {

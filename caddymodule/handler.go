@@ -70,11 +70,11 @@ type Handler struct {
 	// absolute, rotation_grace, remember_ended, max_sessions, user_header or
 	// user_cookie, webhook); give each site its own zone when they differ.
 	// Default: the cookie name.
-	Name string `json:"zone,omitempty"`
+	Zone string `json:"zone,omitempty"`
 
 	// An alias of zone, its former name; accepted in JSON and the
 	// Caddyfile. Setting both to different values is an error.
-	NameAlias string `json:"name,omitempty"`
+	Name string `json:"name,omitempty"`
 
 	// An upstream response header that names the signed-in user. It is
 	// removed before the response reaches the client.
@@ -149,7 +149,7 @@ type Handler struct {
 	poolKey      string
 	shared       *sharedEngine
 	lease        *engine.Lease // this handler's reference to its zone
-	zone         *engine.Zone
+	z            *engine.Zone
 	logger       *zap.Logger
 	fam          *sessioncookie.Family
 	// parserGuessed: cookie_parser was not set and the name says no
@@ -258,7 +258,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.clear = &m
 	}
 	initMetrics(ctx.GetMetricsRegistry())
-	initZoneMetrics(h.Name)
+	initZoneMetrics(h.Zone)
 
 	shared, key, err := acquireEngine(h.Store)
 	if err != nil {
@@ -273,7 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.lease, h.zone = l, l.Zone()
+	h.lease, h.z = l, l.Zone()
 	h.restoreFamily()
 	return nil
 }
@@ -293,11 +293,11 @@ func (h *Handler) site(ctx caddy.Context) string {
 // it). The defaults themselves live in idletrack.DefaultPolicy and in
 // webhook's constants.
 func (h *Handler) applyDefaults() {
-	if h.Name == "" {
-		h.Name = h.NameAlias // (Validate refuses two different values)
+	if h.Zone == "" {
+		h.Zone = h.Name // (Validate refuses two different values)
 	}
-	if h.Name == "" {
-		h.Name = h.Cookie
+	if h.Zone == "" {
+		h.Zone = h.Cookie
 	}
 	def := idletrack.DefaultPolicy() // the defaults live there, and in webhook's constants
 	if h.Idle == 0 {
@@ -312,7 +312,7 @@ func (h *Handler) applyDefaults() {
 	if h.WarnBefore == 0 {
 		h.WarnBefore = h.defaultWarnBefore()
 	}
-	h.channel = channelName(h.Name)
+	h.channel = channelName(h.Zone)
 	h.script = scriptPath(h.StatusPath)
 	if h.OnExpired == nil {
 		h.OnExpired = &OnExpired{}
@@ -364,7 +364,7 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 		grace = time.Duration(*h.RotationGrace)
 	}
 	cfg := engine.ZoneConfig{
-		Name:       h.Name,
+		Name:       h.Zone,
 		UsersKnown: h.UserHeader != "" || h.UserCookie != "",
 		Policy: idletrack.Policy{
 			Idle:          time.Duration(h.Idle),
@@ -402,8 +402,8 @@ func (h *Handler) Validate() error {
 	bad := func(opt string, format string, args ...any) error {
 		return fmt.Errorf("%s: %s", opt, fmt.Sprintf(format, args...))
 	}
-	if h.NameAlias != "" && h.Name != "" && h.Name != h.NameAlias {
-		return bad("zone", "%q and its alias name %q disagree; set only zone", h.Name, h.NameAlias)
+	if h.Name != "" && h.Zone != "" && h.Zone != h.Name {
+		return bad("zone", "%q and its alias name %q disagree; set only zone", h.Zone, h.Name)
 	}
 	if h.Cookie == "" {
 		return bad("cookie", "is required: name the application's session cookie (e.g. laravel_session, sessionid, PHPSESSID, connect.sid)")
@@ -534,7 +534,7 @@ func (h *Handler) Cleanup() error {
 	var err error
 	if h.lease != nil {
 		err = h.lease.Release()
-		if h.zone.Retired() {
+		if h.z.Retired() {
 			// No config names the zone any more: its family goes with it
 			// (the store keeps a copy for a config that names it again).
 			families.CompareAndDelete(h.familyKey(), h.fam)
@@ -585,7 +585,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				return caddyhttp.Error(http.StatusInternalServerError, err)
 			}
 		}
-		v := h.zone.Check(r.Context(), id, now, !passive)
+		v := h.z.Check(r.Context(), id, now, !passive)
 		if v.Status == idletrack.StatusActive {
 			if reason := h.memberRefusal(r, v.ID, true, now); reason != "" {
 				// Another session's credential beside this one's cookie.
@@ -603,8 +603,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in
 				// flight so it can tell.
-				h.zone.Tracker().InFlight(v.ID, 1)
-				defer func() { h.zone.Tracker().InFlight(o.session, -1) }()
+				h.z.Tracker().InFlight(v.ID, 1)
+				defer func() { h.z.Tracker().InFlight(o.session, -1) }()
 			}
 			if len(h.logout) > 0 {
 				if o.logout, err = h.logout.AnyMatchWithError(r); err != nil {
@@ -703,7 +703,7 @@ func (h *Handler) decodedID(name, value string) (idletrack.ID, bool) {
 		}
 		value = sid
 	}
-	return h.zone.ID(value), true
+	return h.z.ID(value), true
 }
 
 // remainingSeconds is idletrack.RemainingSeconds as a header value.

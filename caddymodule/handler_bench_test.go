@@ -30,7 +30,7 @@ func benchHandler(b *testing.B, n int) (*Handler, []string) {
 	}
 	eng := engine.New(st, engine.WebhookEvents{}, engine.Options{})
 	b.Cleanup(func() { eng.Close(); st.Close() })
-	h := &Handler{Cookie: "sessionid", Name: "sessionid", UserHeader: "X-Idle-User", StatusPath: "/.idlegate/status", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
+	h := &Handler{Cookie: "sessionid", Zone: "sessionid", UserHeader: "X-Idle-User", StatusPath: "/.idlegate/status", Idle: 30 * 60 * 1e9, MaxSessions: 2 * n,
 		OnExpired: &OnExpired{Mode: "status", StatusCode: http.StatusUnauthorized}}
 	h.applyDefaults()
 	h.profile, _ = sessioncookie.ParseProfile(h.CookieParser) // as Provision reads it: django for sessionid
@@ -41,7 +41,7 @@ func benchHandler(b *testing.B, n int) (*Handler, []string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h.zone = z
+	h.z = z
 	now := eng.Now()
 	values := make([]string, n)
 	for i := range values {
@@ -97,7 +97,7 @@ func BenchmarkServeHTTPRefused(b *testing.B) {
 	now := h.shared.engine.Now()
 	reqs := make([]*http.Request, len(values))
 	for i, v := range values {
-		h.zone.Tracker().End(h.zone.ID(v), idletrack.ReasonLogout, now)
+		h.z.Tracker().End(h.z.ID(v), idletrack.ReasonLogout, now)
 		reqs[i] = httptest.NewRequest(http.MethodGet, "/page", nil)
 		reqs[i].Header.Set("Cookie", "sessionid="+v)
 	}

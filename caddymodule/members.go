@@ -48,7 +48,7 @@ func (h *Handler) memberRefusal(r *http.Request, own idletrack.ID, hasOwn bool, 
 		if reason != "" || len(value) < minMemberValue || len(value) > maxCookieValue {
 			return
 		}
-		v := h.zone.Member(r.Context(), h.zone.MemberID(name, value), now)
+		v := h.z.Member(r.Context(), h.z.MemberID(name, value), now)
 		switch {
 		case v.Status == idletrack.StatusEnded:
 			reason = string(v.Reason)
@@ -81,7 +81,7 @@ func (h *Handler) bindMembers(hdr http.Header, req *http.Request, target idletra
 		if len(value) < minMemberValue || len(value) > maxCookieValue || carries(req, c.Name, value, h.profile) {
 			continue
 		}
-		id := h.zone.MemberID(c.Name, value)
+		id := h.z.MemberID(c.Name, value)
 		dup := false
 		for _, b := range binds {
 			dup = dup || b.ID == id
@@ -90,7 +90,7 @@ func (h *Handler) bindMembers(hdr http.Header, req *http.Request, target idletra
 			binds = append(binds, engine.MemberBind{ID: id, Name: c.Name})
 		}
 	}
-	h.zone.BindMembers(target, binds, now)
+	h.z.BindMembers(target, binds, now)
 }
 
 // carries reports whether req sends the cookie name with value.
@@ -109,7 +109,7 @@ func (h *Handler) restoreFamily() {
 	if fam.Len() > 0 {
 		return
 	}
-	stored := h.zone.Family()
+	stored := h.z.Family()
 	ms := make([]sessioncookie.Member, 0, len(stored))
 	for _, m := range stored {
 		ms = append(ms, sessioncookie.Member{Name: m.Name, Path: m.Path, Domain: m.Domain})
@@ -125,5 +125,5 @@ func (h *Handler) saveFamily() {
 	for _, m := range ms {
 		out = append(out, storage.FamilyMember{Name: m.Name, Path: m.Path, Domain: m.Domain})
 	}
-	h.zone.SaveFamily(out)
+	h.z.SaveFamily(out)
 }

@@ -147,7 +147,7 @@ const maxUser = 256
 // process applies the response's session facts, once.
 func (o *observer) process(code int) {
 	o.wrote = true
-	h, z := o.h, o.h.zone
+	h, z := o.h, o.h.z
 	hdr := o.Header()
 
 	user, userSet := "", false
@@ -228,7 +228,7 @@ func (o *observer) process(code int) {
 // decides it (idletrack.DecideCookieSet): the observer gathers the facts
 // and acts.
 func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
-	h, z := o.h, o.h.zone
+	h, z := o.h, o.h.z
 	c := idletrack.CookieSet{Active: o.active && !ended, ReqID: o.reqID, Session: o.session, CheckedUser: o.user, NewID: id}
 	if userSet {
 		c.Named = user
@@ -287,7 +287,7 @@ func (o *observer) setUser(id idletrack.ID, user string, userSet bool) {
 	if !userSet || user == "" {
 		return
 	}
-	if err := o.h.zone.SetUser(id, user, o.now); err != nil {
+	if err := o.h.z.SetUser(id, user, o.now); err != nil {
 		o.h.logger.Warn("login not yet stored", zap.String("session", id.Short()), zap.Error(err))
 	}
 }
@@ -300,7 +300,7 @@ func (o *observer) setUser(id idletrack.ID, user string, userSet bool) {
 // it, or refused it as an ended identity); false means the session is gone
 // and id starts as a session of its own.
 func (o *observer) rotate(id idletrack.ID) bool {
-	h, z := o.h, o.h.zone
+	h, z := o.h, o.h.z
 	for range maxRotateTries {
 		_, ok, err := z.Rotate(o.session, id, o.now)
 		if errors.Is(err, engine.ErrEnded) {
@@ -331,7 +331,7 @@ const maxRotateTries = 8
 // It takes both from one look: the value may be rotated on again at once,
 // and then it is still the session, not a value gone.
 func (o *observer) follow() (string, bool) {
-	v := o.h.zone.Check(o.req.Context(), o.session, o.now, false)
+	v := o.h.z.Check(o.req.Context(), o.session, o.now, false)
 	if v.Status != idletrack.StatusActive {
 		return "", false
 	}
@@ -355,8 +355,8 @@ func (o *observer) refuseIssued() {
 		kept = append(kept, l)
 	}
 	hdr["Set-Cookie"] = append(kept, h.clearLines(o.req, false)...)
-	metrics.rejected.WithLabelValues(h.Name, "reissued").Inc()
-	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Name))
+	metrics.rejected.WithLabelValues(h.Zone, "reissued").Inc()
+	h.logger.Warn("the upstream issued an ended session again; its cookie was cleared instead", zap.String("zone", h.Zone))
 }
 
 // stale reports whether the request carried a rotated-away value of its

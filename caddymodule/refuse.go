@@ -40,7 +40,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, reason string) 
 // clearing cannot take) — it only prepares the request to go on without
 // the session, and reports forward.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, o *observer, reason string) (forward bool, err error) {
-	metrics.rejected.WithLabelValues(h.Name, reason).Inc()
+	metrics.rejected.WithLabelValues(h.Zone, reason).Inc()
 	if h.OnExpired.Mode != "strip" && !h.isRedirectTarget(r) {
 		return false, h.refuse(w, r, reason)
 	}

@@ -29,7 +29,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, now int64)
 	resp := statusResponse{IdleTimeoutSeconds: int64(time.Duration(h.Idle) / time.Second)}
 	if id, ok := h.sessionID(r); ok {
 		touch := r.URL.Query().Get("touch") == "1"
-		v := h.zone.Check(r.Context(), id, now, touch)
+		v := h.z.Check(r.Context(), id, now, touch)
 		if v.Status == idletrack.StatusActive {
 			exp := time.Unix(0, v.Deadline).UTC().Format(time.RFC3339)
 			resp.Active, resp.RemainingSeconds, resp.ExpiresAt = true, v.Remaining(now), &exp

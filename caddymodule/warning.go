@@ -91,9 +91,9 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request, now int64
 		return nil
 	}
 	if id, ok := h.sessionID(r); ok {
-		v := h.zone.Check(r.Context(), id, now, false)
+		v := h.z.Check(r.Context(), id, now, false)
 		if v.Status == idletrack.StatusActive {
-			if _, err := h.zone.End(v.ID, idletrack.ReasonLogout, now); err != nil {
+			if _, err := h.z.End(v.ID, idletrack.ReasonLogout, now); err != nil {
 				h.logger.Warn("sign-out not yet stored")
 			}
 		}

@@ -153,8 +153,8 @@ func (h *Handler) trackUpgrade(conn net.Conn, id idletrack.ID, websocket bool) n
 		Conn:      conn,
 		reg:       h.shared.ws,
 		eng:       h.shared.engine,
-		zone:      h.zone,
-		key:       wsKey{h.zone.Name(), id},
+		zone:      h.z,
+		key:       wsKey{h.z.Name(), id},
 		activity:  h.WebsocketActivity,
 		websocket: websocket,
 	}
@@ -162,7 +162,7 @@ func (h *Handler) trackUpgrade(conn net.Conn, id idletrack.ID, websocket bool) n
 	c.reg.add(c)
 	// The session may have ended between the check of the upgrade request
 	// and now; its end was then reported before c was registered.
-	if _, live := h.zone.Tracker().Get(id); !live {
+	if _, live := h.z.Tracker().Get(id); !live {
 		c.end(idletrack.ReasonLogout)
 	}
 	return c
