@@ -22,7 +22,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "idle-sessions",
-		Usage: "list|stats|revoke|dead-letters [--address <admin>] [--json]",
+		Usage: "list|stats|revoke|dead-letters|ui|learn [--address <admin>] [--json]",
 		Short: "Shows and ends idlegate sessions through the running Caddy's admin API",
 		Long: `
 Talks to the admin endpoint of a running Caddy with idlegate's idle_session
@@ -45,6 +45,10 @@ for scripts.
       Serves the live who-is-online page for a browser. (Caddy's admin
       endpoint refuses browser navigations by design, so the page at
       /idle-sessions/ui is relayed here, read-only.)
+  caddy idle-sessions learn --upstream <url> [--listen 127.0.0.1:2021] [--user <name>] [--out <file>]
+      Learning mode, for an app you do not know: a plain proxy that enforces
+      nothing watches you sign in, click around and sign out, then prints a
+      suggested idle_session block (see caddy idle-sessions learn --help).
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("address", "", "The address of Caddy's admin API")
@@ -92,7 +96,7 @@ for scripts.
 			}
 			ui.Flags().String("listen", "127.0.0.1:2020", "Where to serve the page")
 
-			cmd.AddCommand(list, stats, revoke, dead, ui)
+			cmd.AddCommand(list, stats, revoke, dead, ui, newLearnCommand())
 		},
 	})
 }
