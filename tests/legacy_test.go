@@ -217,8 +217,11 @@ func TestLegacyMediaWiki(t *testing.T)       { runLegacy(t, mediawikiDriver) }
 func TestLegacyDokuWiki(t *testing.T)        { runLegacy(t, dokuwikiDriver("")) }
 func TestLegacyDokuWikiSubpath(t *testing.T) { runLegacy(t, dokuwikiDriver("/dokuwiki")) }
 
-func runLegacy(t *testing.T, d LegacyDriver) {
-	s := startLegacy(t, d)
+func runLegacy(t *testing.T, d LegacyDriver) { runLegacyScenarios(t, startLegacy(t, d)) }
+
+// runLegacyScenarios runs every scenario against a started stack (also
+// one whose Caddyfile the learning mode suggested, tests/learn_test.go).
+func runLegacyScenarios(t *testing.T, s *legacyStack) {
 	t.Run("idle", func(t *testing.T) {
 		for _, mode := range legacyModes {
 			t.Run(mode, func(t *testing.T) {

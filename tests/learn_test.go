@@ -1,0 +1,271 @@
+package tests
+
+// Issue 17 item 5: the learning mode. For each real app, `caddy
+// idle-sessions learn` runs in front of it while the app's own driver signs
+// alice in, clicks around, calls the app's polling endpoint (WordPress's
+// heartbeat) and signs out; the suggestion it prints is asserted line by
+// line, then pasted into a Caddyfile in front of the same app and the
+// legacy scenarios (keep-alive, idle expiry with one webhook, replay,
+// not signed back in, the app's logout, a CSRF form, parallel requests,
+// restart) run against it.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLearnWordPress(t *testing.T) {
+	runLearn(t, wordpressDriver, []string{
+		"\tcookie wordpress_logged_in_*\n",
+		"\tcookie_parser php\n",
+		"\tlogout {\n\t\tpath /wp-login.php\n\t\tquery action=logout\n\t}\n",
+		"\tpassive {\n\t\tpath /wp-admin/admin-ajax.php\n\t\theader X-Requested-With XMLHttpRequest\n\t}\n",
+		"\tuser_cookie wordpress_logged_in_* |\n",
+		"\t# on_expired redirect /wp-login.php\n",
+	})
+}
+
+func TestLearnRedmine(t *testing.T) {
+	runLearn(t, redmineDriver, []string{
+		"\tcookie Redmine\n",
+		"\tcookie_parser rails\n",
+		"\tlogout {\n\t\tmethod POST\n\t\tpath /logout\n\t}\n",
+		"\tlogin {\n\t\tmethod POST\n\t\tpath /login\n\t}\n\tuser_form username 3xx\n",
+		"\t# on_expired redirect /login\n",
+	})
+}
+
+func TestLearnMediaWiki(t *testing.T) {
+	runLearn(t, mediawikiDriver, []string{
+		"\tcookie my_wiki_session\n",
+		"\tcookie_parser php\n",
+		"\tlogout {\n\t\tmethod POST\n",
+		"UserLogout\n\t}\n",
+		"\tuser_cookie my_wikiUserName\n",
+		"\t# on_expired redirect /index.php?title=Special:UserLogin\n",
+	})
+}
+
+func TestLearnDokuWiki(t *testing.T) { runLearn(t, dokuwikiDriver(""), dokuwikiLearned("")) }
+
+func TestLearnDokuWikiSubpath(t *testing.T) {
+	runLearn(t, dokuwikiDriver("/dokuwiki"), dokuwikiLearned("/dokuwiki"))
+}
+
+func dokuwikiLearned(prefix string) []string {
+	return []string{
+		"\tcookie DW*\n",
+		"\tcookie_parser php\n",
+		"\tlogout {\n\t\tpath " + prefix + "/doku.php\n\t\tquery do=logout\n\t}\n",
+		"\tlogin {\n\t\tmethod POST\n\t\tpath " + prefix + "/doku.php\n\t}\n\tuser_form u 3xx\n",
+		"\t# on_expired redirect " + prefix + "/doku.php?do=login\n",
+	}
+}
+
+var reWPHeartbeatNonce = regexp.MustCompile(`heartbeatSettings = \{"nonce":"([0-9a-f]+)"`)
+
+func runLearn(t *testing.T, d LegacyDriver, want []string) {
+	needCaddy(t)
+	app := StartLegacyApp(t, d.Spec)
+	user := d.LoginUser("alice")
+
+	// the learner
+	addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", app.URL, "--listen", addr, "--user", user)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("learner not listening on %s: %v; stderr %s", addr, err, stderr.String())
+		}
+		return c.Close()
+	})
+
+	// a person uses the app through it
+	b := NewBrowser("http://"+addr, d.Spec.Prefix)
+	d.signIn(t, b, "alice", true)
+	for i := 0; i < 2; i++ {
+		if u := d.whoami(t, b); u != user {
+			t.Fatalf("through the learner the app shows %q, want %s", u, user)
+		}
+	}
+	if d.Spec.Name == "wordpress" {
+		// The dashboard's Heartbeat, as its script sends it: action and
+		// nonce in the body.
+		p := b.Get(t, "/wp-admin/index.php")
+		nonce := firstMatch(reWPHeartbeatNonce, p.Text())
+		if nonce == "" {
+			t.Fatalf("no heartbeat nonce on the dashboard: %s", describe(p.Response))
+		}
+		for i := 0; i < 2; i++ {
+			hb, err := b.Do(http.MethodPost, b.AppURL("/wp-admin/admin-ajax.php"), url.Values{
+				"action": {"heartbeat"}, "_nonce": {nonce}, "interval": {"60"}, "screen_id": {"dashboard"}, "has_focus": {"true"},
+			}, XHR())
+			if err != nil || hb.StatusCode != 200 {
+				t.Fatalf("heartbeat: %v %v", err, hb)
+			}
+		}
+	}
+	p := d.Logout(t, b)
+	if p.StatusCode >= 400 {
+		t.Fatalf("the app's logout through the learner: %s", describe(p.Response))
+	}
+	b.Follow(t, p)
+
+	// done
+	resp, err := http.Get("http://" + addr + "/.idlegate/learn/done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("done: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("learner exited with %v: %s", exitErr, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the learner did not stop after done")
+	}
+	suggestion := string(body)
+	t.Logf("%s: the learner suggests:\n%s", d.Spec.Name, suggestion)
+	if stdout.String() != suggestion {
+		t.Errorf("stdout differs from the done answer:\n%s", stdout.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(suggestion, w) {
+			t.Errorf("the suggestion lacks %q", w)
+		}
+	}
+	if strings.Contains(suggestion, "NOT FOUND") {
+		t.Errorf("the suggestion misses something (NOT FOUND)")
+	}
+	for _, c := range b.Log() {
+		if len(c.Cookie.Value) >= 8 && strings.Contains(suggestion+stdout.String()+stderr.String(), c.Cookie.Value) {
+			t.Errorf("the value of the app's cookie %s is in the learner's output", c.Cookie.Name)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	// pasted in front of the same app
+	block, userKnown := learnedBlock(t, suggestion)
+	s := &legacyStack{D: d, R: legacyRecipes[d.Spec.Name], App: app, Rcv: NewReceiver(t), Sites: map[string]string{}}
+	s.R.NoUser = !userKnown
+	for _, m := range legacyModes {
+		s.Sites[m] = "http://127.0.0.1:" + strconv.Itoa(FreePort(t))
+	}
+	cf := learnedCaddyfile(s, block, suggestion)
+	t.Logf("Caddyfile with the suggestion:\n%s", cf)
+	s.Caddy = StartCaddy(t, cf)
+	runLegacyScenarios(t, s)
+}
+
+// learnedBlock is the suggestion's idle_session body. Without the login
+// user source on this build (the login/user_form options), those lines are
+// left out and userKnown is false for a suggestion that relies on them.
+func learnedBlock(t *testing.T, suggestion string) (body []string, userKnown bool) {
+	t.Helper()
+	src, err := os.ReadFile("../caddymodule/caddyfile.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	haveForm := bytes.Contains(src, []byte(`"user_form"`))
+	lines := strings.Split(suggestion, "\n")
+	in, skip := false, false
+	for _, l := range lines {
+		switch {
+		case l == "idle_session {":
+			in = true
+			continue
+		case l == "}" && in:
+			in = false
+			continue
+		case !in:
+			continue
+		}
+		if strings.HasPrefix(l, "\tuser_cookie ") || strings.HasPrefix(l, "\tuser_header ") {
+			userKnown = true
+		}
+		if !haveForm && (l == "\tlogin {" || strings.HasPrefix(l, "\tuser_form ")) {
+			skip = l == "\tlogin {"
+			t.Logf("this build has no user_form: leaving out %q", l)
+			continue
+		}
+		if skip {
+			skip = l != "\t}"
+			continue
+		}
+		if strings.HasPrefix(l, "\tuser_form ") {
+			userKnown = true
+		}
+		body = append(body, "\t"+l)
+	}
+	return body, userKnown
+}
+
+var reLearnedRedirect = regexp.MustCompile(`(?m)^\t# on_expired redirect (\S+)$`)
+
+// learnedCaddyfile is the legacy harness' three sites (one per on_expired
+// mode, each its own zone, short idle, a verified webhook) with the
+// suggested block's lines as the idle_session body.
+func learnedCaddyfile(s *legacyStack, block []string, suggestion string) string {
+	redirect := s.R.Redirect
+	if m := reLearnedRedirect.FindStringSubmatch(suggestion); m != nil {
+		redirect = m[1]
+	}
+	var sb strings.Builder
+	sb.WriteString("{\n\tadmin 127.0.0.1:{ADMIN}\n\tdefault_bind 127.0.0.1\n\tgrace_period 3s\n}\n")
+	for _, mode := range legacyModes {
+		onExpired := map[string]string{"status": "status 401", "redirect": "redirect " + redirect, "strip": "strip"}[mode]
+		fmt.Fprintf(&sb, `%s {
+	idle_session {
+%s
+		name %s
+		idle %s
+		rotation_grace %s
+		on_expired %s
+		webhook %s {
+			secret %s
+			events ended
+			include_anonymous
+		}
+	}
+	reverse_proxy %s
+}
+`, s.Sites[mode], strings.Join(block, "\n"), s.zone(mode), legacyIdle, legacyGrace, onExpired, s.Rcv.Hook(), TestSecret, s.App.Addr)
+	}
+	return sb.String()
+}
