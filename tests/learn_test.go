@@ -126,11 +126,8 @@ func runLearn(t *testing.T, d LegacyDriver, want []string) {
 			t.Fatalf("no heartbeat nonce on the dashboard: %s", describe(p.Response))
 		}
 		for i := 0; i < 2; i++ {
-			hb, err := b.Do(http.MethodPost, b.AppURL("/wp-admin/admin-ajax.php"), url.Values{
-				"action": {"heartbeat"}, "_nonce": {nonce}, "interval": {"60"}, "screen_id": {"dashboard"}, "has_focus": {"true"},
-			}, XHR())
-			if err != nil || hb.StatusCode != 200 {
-				t.Fatalf("heartbeat: %v %v", err, hb)
+			if hb := wordpressHeartbeat(t, b, nonce); hb.StatusCode != 200 {
+				t.Fatalf("heartbeat: %s", describe(hb.Response))
 			}
 		}
 	}
@@ -191,6 +188,60 @@ func runLearn(t *testing.T, d LegacyDriver, want []string) {
 	t.Logf("Caddyfile with the suggestion:\n%s", cf)
 	s.Caddy = StartCaddy(t, cf)
 	runLegacyScenarios(t, s)
+	if d.Spec.Name == "wordpress" {
+		t.Run("passive_heartbeat", func(t *testing.T) { learnedHeartbeatScenario(t, s) })
+	}
+}
+
+// wordpressHeartbeat posts one Heartbeat as the dashboard's script does:
+// action and nonce in the body, X-Requested-With set.
+func wordpressHeartbeat(t *testing.T, b *Browser, nonce string) *Page {
+	t.Helper()
+	p, err := b.Do(http.MethodPost, b.AppURL("/wp-admin/admin-ajax.php"), url.Values{
+		"action": {"heartbeat"}, "_nonce": {nonce}, "interval": {"60"}, "screen_id": {"dashboard"}, "has_focus": {"false"},
+	}, XHR())
+	if err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	return p
+}
+
+// The learned passive block works: a dashboard left open, whose Heartbeat
+// keeps calling admin-ajax.php, does not keep the session alive — it ends
+// idle, one idle period after the last navigation.
+func learnedHeartbeatScenario(t *testing.T, s *legacyStack) {
+	const mode = "strip" // no live session of another scenario is left in this zone
+	d, zone := s.D, s.zone(mode)
+	b := s.browser(mode)
+	before := len(s.ended(zone))
+	d.signIn(t, b, "bob", false)
+	p := b.Get(t, "/wp-admin/index.php")
+	nonce := firstMatch(reWPHeartbeatNonce, p.Text())
+	if nonce == "" {
+		t.Fatalf("no heartbeat nonce on the dashboard: %s", describe(p.Response))
+	}
+	lastNavigation := time.Now()
+	var lastBeat time.Time
+	for time.Since(lastNavigation) < legacyIdle*3/2 {
+		time.Sleep(legacyIdle / 4)
+		if p := wordpressHeartbeat(t, b, nonce); p.StatusCode == 200 {
+			lastBeat = time.Now()
+		}
+	}
+	if lastBeat.Before(lastNavigation.Add(legacyIdle / 2)) {
+		t.Fatalf("no heartbeat answered 200 while the session was live (last at %s)", lastBeat)
+	}
+	ev := s.waitEnded(t, zone, before, legacyIdle+25*time.Second)
+	if ev.Data.Reason != "idle" {
+		t.Errorf("session.ended reason %q, want idle", ev.Data.Reason)
+	}
+	if ev.Data.User != d.LoginUser("bob") {
+		t.Errorf("session.ended user %q, want bob", ev.Data.User)
+	}
+	if !ev.Data.EndedAt.Before(lastNavigation.Add(legacyIdle + 2*time.Second)) {
+		t.Errorf("ended_at %s: the heartbeat kept the session alive (last navigation %s, last answered heartbeat %s)",
+			ev.Data.EndedAt, lastNavigation.Format(time.RFC3339), lastBeat.Format(time.RFC3339))
+	}
 }
 
 // learnedBlock is the suggestion's idle_session body. Without the login
