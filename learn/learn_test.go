@@ -355,3 +355,22 @@ func TestNoLogin(t *testing.T) {
 		t.Errorf("no note about the missing login:\n%s", out)
 	}
 }
+
+// Redmine signed in without "stay logged in": its logout deletes nothing
+// (it re-sets the session cookie, anonymous) — the request that names a
+// logout is taken, and the comment says it was by name.
+func TestLogoutByName(t *testing.T) {
+	ex := play(t, "alice", []step{
+		{m: "GET", url: "/login", status: 200, set: []string{"Redmine=" + railsV + "; path=/"}},
+		{m: "POST", url: "/login", form: "username=alice&password=x", status: 302, loc: "/my/page", set: []string{"Redmine=" + railsV2 + "; path=/"}},
+		{m: "GET", url: "/my/page", status: 200, set: []string{"Redmine=" + railsV + "a; path=/"}},
+		{m: "POST", url: "/logout", form: "_method=post", status: 302, loc: "/", set: []string{"Redmine=" + railsV + "b; path=/"}},
+	})
+	s := Suggest(ex)
+	if s.Logout == nil || s.Logout.Method != "POST" || s.Logout.Path != "/logout" || !strings.Contains(s.LogoutWhy, "names a logout") {
+		t.Errorf("logout = %+v (%s)", s.Logout, s.LogoutWhy)
+	}
+	if s.Cookie != "Redmine" || s.Parser != "rails" {
+		t.Errorf("cookie %q parser %q", s.Cookie, s.Parser)
+	}
+}

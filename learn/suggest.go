@@ -249,9 +249,16 @@ func (s *Suggestion) sessionCookie(ex []Exchange) {
 		if c.Deleted {
 			continue
 		}
-		n := carriedLater(ex, s.Login, c)
-		if n == 0 {
+		if carriedLater(ex, s.Login, c) == 0 {
 			continue
+		}
+		// Carried by name: an app that re-sets its cookie on every
+		// response (Redmine) has each value carried once.
+		n := 0
+		for _, e := range ex[s.Login+1:] {
+			if carries(e, c.Name) {
+				n++
+			}
 		}
 		k := cand{c: c, carried: n}
 		if ids := before[c.Name]; len(ids) > 0 && !ids[c.ValueID] {
