@@ -171,9 +171,12 @@ func (o *observer) process(code int) {
 		user, userSet = o.loginUser(code)
 		loginOnly = userSet
 	}
-	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
-		// The cookies a session's responses set are its family.
-		if h.family().Learn(hdr, o.req.URL.Path) {
+	if len(hdr["Set-Cookie"]) > 0 {
+		// The cookies a session's responses set are its family; so are
+		// the HttpOnly ones the app sets a visitor before (DokuWiki's PHP
+		// session, which its login is bound to and which outlives its own
+		// logout).
+		if h.family().Learn(hdr, o.req.URL.Path, !o.active && !hasCookie) {
 			h.saveFamily()
 		}
 	}
