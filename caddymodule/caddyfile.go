@@ -90,6 +90,11 @@ func claimZone(h httpcaddyfile.Helper, m *Handler) error {
 //	    zone             <zone>         (alias: name)
 //	    user_header      <header>
 //	    user_cookie      <name|prefix*> [<separator>]
+//	    login {
+//	        <matcher set>
+//	    }
+//	    user_form        <field> [<status>...]
+//	    user_placeholder <placeholder>
 //	    logout {
 //	        <matcher set>
 //	    }
@@ -123,9 +128,10 @@ func claimZone(h httpcaddyfile.Helper, m *Handler) error {
 //	    }
 //	}
 //
-// Each option is given once; logout, passive and clear_cookies may repeat
-// (every logout or passive block is one more matcher set, any of which
-// matches; clear_cookies lists add up), and so may addrs under store redis.
+// Each option is given once; login, logout, passive and clear_cookies may
+// repeat (every login, logout or passive block is one more matcher set, any
+// of which matches; clear_cookies lists add up), and so may addrs under
+// store redis.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.at = fmt.Sprintf("%s:%d", d.File(), d.Line())
@@ -135,9 +141,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	textOpts := map[string]*string{
 		"cookie": &h.Cookie, "cookie_parser": &h.CookieParser, "laravel_key": &h.LaravelKey,
 		"zone": &h.Zone, "name": &h.Zone, // name: the former spelling of zone
-		"user_header": &h.UserHeader, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
+		"user_header": &h.UserHeader, "user_placeholder": &h.UserPlaceholder, "status_path": &h.StatusPath, "remaining_header": &h.RemainingHeader,
 	}
-	once := onceChecker{repeat: map[string]bool{"logout": true, "passive": true, "clear_cookies": true}, alias: map[string]string{"name": "zone"}}
+	once := onceChecker{repeat: map[string]bool{"login": true, "logout": true, "passive": true, "clear_cookies": true}, alias: map[string]string{"name": "zone"}}
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if err := once.check(d, "", opt); err != nil {
@@ -186,16 +192,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.parseStore(d); err != nil {
 				return err
 			}
-		case "logout", "passive":
+		case "login", "logout", "passive":
 			set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
 			if err != nil {
 				return d.Errf("%s: %v", opt, err)
 			}
-			if opt == "logout" {
+			switch opt {
+			case "login":
+				h.LoginMatchRaw = append(h.LoginMatchRaw, set)
+			case "logout":
 				h.LogoutMatchRaw = append(h.LogoutMatchRaw, set)
-			} else {
+			default:
 				h.PassiveMatchRaw = append(h.PassiveMatchRaw, set)
 			}
+		case "user_form":
+			args := d.RemainingArgs()
+			if len(args) < 1 {
+				return d.Errf("user_form: want <field> [<status>...]")
+			}
+			h.UserForm, h.UserFormStatus = args[0], args[1:]
 		case "on_expired":
 			if err := h.parseOnExpired(d); err != nil {
 				return err

@@ -92,6 +92,30 @@ type Handler struct {
 	// occurrence of this (WordPress: "|").
 	UserCookieSeparator string `json:"user_cookie_separator,omitempty"`
 
+	// The application's sign-in requests (its login form's POST). Only
+	// their answers are believed for UserForm, and for UserPlaceholder
+	// when set.
+	LoginMatchRaw caddyhttp.RawMatcherSets `json:"login_match,omitempty" caddy:"namespace=http.matchers"`
+
+	// A field of the login request's urlencoded form that names the user
+	// (Redmine's username, DokuWiki's u), for applications that name the
+	// user in no header and no cookie. The body of a login request is read
+	// (at most 64 KiB) and passed on unchanged. The user is believed only
+	// when the answer has one of UserFormStatus and starts or rotates the
+	// session: the application accepted the login.
+	UserForm string `json:"user_form,omitempty"`
+
+	// With UserForm: the statuses of an accepted login, codes (302) or
+	// classes (3xx). Default: 3xx.
+	UserFormStatus []string `json:"user_form_status,omitempty"`
+
+	// A Caddy placeholder that names the user ({http.auth.user.id},
+	// {vars.user}, ...), evaluated when the upstream's answer starts or
+	// rotates the session (with LoginMatchRaw, only for login requests).
+	// The user sources are tried in order: user_header, user_cookie,
+	// user_form, user_placeholder.
+	UserPlaceholder string `json:"user_placeholder,omitempty"`
+
 	// Requests that end the session once the upstream answers 2xx or 3xx.
 	LogoutMatchRaw caddyhttp.RawMatcherSets `json:"logout_match,omitempty" caddy:"namespace=http.matchers"`
 
@@ -140,6 +164,7 @@ type Handler struct {
 	// Where session ends are reported.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
+	login        caddyhttp.MatcherSets
 	logout       caddyhttp.MatcherSets
 	passive      caddyhttp.MatcherSets
 	profile      sessioncookie.Profile
@@ -233,7 +258,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, m := range []struct {
 		field string
 		dst   *caddyhttp.MatcherSets
-	}{{"LogoutMatchRaw", &h.logout}, {"PassiveMatchRaw", &h.passive}} {
+	}{{"LoginMatchRaw", &h.login}, {"LogoutMatchRaw", &h.logout}, {"PassiveMatchRaw", &h.passive}} {
 		sets, err := ctx.LoadModule(h, m.field)
 		if err != nil {
 			return fmt.Errorf("loading matchers: %w", err)
@@ -365,7 +390,7 @@ func (h *Handler) zoneConfig() engine.ZoneConfig {
 	}
 	cfg := engine.ZoneConfig{
 		Name:       h.Zone,
-		UsersKnown: h.UserHeader != "" || h.UserCookie != "",
+		UsersKnown: h.usersKnown(),
 		Policy: idletrack.Policy{
 			Idle:          time.Duration(h.Idle),
 			Absolute:      time.Duration(h.Absolute),
@@ -451,6 +476,28 @@ func (h *Handler) Validate() error {
 			return bad("user_cookie", "%q is not a cookie name, nor a name prefix followed by a single trailing '*'", h.UserCookie)
 		}
 	}
+	if h.UserForm != "" {
+		if len(h.LoginMatchRaw) == 0 && len(h.login) == 0 { // (Caddy calls Validate again after Provision loads the raw sets)
+			return bad("user_form", "needs a login block: the requests whose form names the user")
+		}
+		if strings.ContainsAny(h.UserForm, "&=") || strings.TrimSpace(h.UserForm) != h.UserForm {
+			return bad("user_form", "%q is not a form field name", h.UserForm)
+		}
+	}
+	for _, st := range h.UserFormStatus {
+		if h.UserForm == "" {
+			return bad("user_form", "statuses given without a field")
+		}
+		if !validStatus(st) {
+			return bad("user_form", "status %q is neither a code (302) nor a class (3xx)", st)
+		}
+	}
+	if h.UserPlaceholder != "" && !strings.Contains(h.UserPlaceholder, "{") {
+		return bad("user_placeholder", "%q holds no placeholder ({http.auth.user.id}, {vars.user}, ...)", h.UserPlaceholder)
+	}
+	if (len(h.LoginMatchRaw) > 0 || len(h.login) > 0) && h.UserForm == "" && h.UserPlaceholder == "" {
+		return bad("login", "says which requests are logins for user_form or user_placeholder; set one of them")
+	}
 	if h.UserHeader != "" && !validHeaderName(h.UserHeader) {
 		return bad("user_header", "%q is not a valid header name", h.UserHeader)
 	}
@@ -517,6 +564,11 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// usersKnown: the zone has a source for the signed-in user.
+func (h *Handler) usersKnown() bool {
+	return h.UserHeader != "" || h.UserCookie != "" || h.UserForm != "" || h.UserPlaceholder != ""
+}
+
 func validHeaderName(s string) bool {
 	for _, c := range []byte(s) {
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
@@ -570,6 +622,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	o := getObserver(h, now)
 	defer putObserver(o) // registered first, so it runs after every other deferred use of o
 	o.req, o.reqID, o.name = r, id, name
+	if len(h.login) > 0 {
+		var err error
+		if o.login, err = h.login.AnyMatchWithError(r); err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if o.login && h.UserForm != "" {
+			o.formUser, o.formOK = h.formUser(r)
+		}
+	}
 	switch {
 	case rd.Problem != sessioncookie.ProblemNone:
 		// The pairs do not make one session as a browser sends it back:
@@ -599,7 +660,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		case idletrack.StatusActive:
 			o.session, o.active, o.user = v.ID, true, v.User
 			rd.Forward(r.Header, name, h.profile)
-			if h.UserHeader != "" || h.UserCookie != "" {
+			if h.usersKnown() {
 				// Only with users can a racing answer look like a logout
 				// (observer.cookieSet); count the session's requests in
 				// flight so it can tell.

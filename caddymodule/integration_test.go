@@ -370,6 +370,8 @@ func TestJSONConfigHasEveryOption(t *testing.T) {
 			{"handler": "idle_session", "cookie": "sid", "idle": "20m", "absolute": "8h",
 			 "store": {"type": "bolt", "path": %q}, "name": "shop", "user_header": "X-Idle-User",
 			 "logout_match": [{"path": ["/logout"]}], "passive_match": [{"path": ["/poll"]}],
+			 "login_match": [{"path": ["/signin"]}], "user_form": "username", "user_form_status": ["302", "3xx"],
+			 "user_placeholder": "{http.request.header.X-Forwarded-User}", "user_cookie": "uname", "user_cookie_separator": "|",
 			 "on_expired": {"mode": "status", "status_code": 440}, "clear_cookies": ["remember_web_*"],
 			 "status_path": "/.idlegate/status", "remaining_header": "X-Idle-Remaining",
 			 "rotation_grace": "10s", "remember_ended": "7d", "max_sessions": 1000,

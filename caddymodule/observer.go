@@ -37,7 +37,10 @@ type observer struct {
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	logout   bool     // the request matches a logout matcher
+	logout   bool   // the request matches a logout matcher
+	login    bool   // the request matches a login matcher
+	formUser string // the user its form names (user_form), when formOK
+	formOK   bool
 	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)
@@ -163,9 +166,17 @@ func (o *observer) process(code int) {
 		// decides which): the answer to a login the application accepted.
 		user, userSet = h.cookieUser(hdr)
 	}
-	if (o.active || hasCookie) && len(hdr["Set-Cookie"]) > 0 {
-		// The cookies a session's responses set are its family.
-		if h.family().Learn(hdr, o.req.URL.Path) {
+	loginOnly := false // the user counts only if the session starts or rotates
+	if !userSet && hasCookie && !sc.Deleted {
+		user, userSet = o.loginUser(code)
+		loginOnly = userSet
+	}
+	if len(hdr["Set-Cookie"]) > 0 {
+		// The cookies a session's responses set are its family; so are
+		// the HttpOnly ones the app sets a visitor before (DokuWiki's PHP
+		// session, which its login is bound to and which outlives its own
+		// logout).
+		if h.family().Learn(hdr, o.req.URL.Path, !o.active && !hasCookie) {
 			h.saveFamily()
 		}
 	}
@@ -198,7 +209,7 @@ func (o *observer) process(code int) {
 	bind, hasBind := o.session, o.active && !ended
 	if hasCookie && !sc.Deleted && len(sc.Raw) <= maxCookieValue {
 		if id, ok := h.valueID(sc.Name, sc.Raw); ok {
-			o.cookieSet(id, user, userSet, ended)
+			o.cookieSet(id, user, userSet, loginOnly, ended)
 			bind, hasBind = id, true
 		}
 	} else if o.active && !ended && userSet && user != "" {
@@ -227,9 +238,14 @@ func (o *observer) process(code int) {
 // the value whose ID is id means for the request's session, as the core
 // decides it (idletrack.DecideCookieSet): the observer gathers the facts
 // and acts.
-func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) {
+//
+// loginOnly: the user comes from a source believed only when the session
+// starts or rotates onto id (user_form, user_placeholder), not when the
+// response sets the session's own value again.
+func (o *observer) cookieSet(id idletrack.ID, user string, userSet, loginOnly, ended bool) {
 	h, z := o.h, o.h.z
-	c := idletrack.CookieSet{Active: o.active && !ended, ReqID: o.reqID, Session: o.session, CheckedUser: o.user, NewID: id}
+	c := idletrack.CookieSet{Active: o.active && !ended, ReqID: o.reqID, Session: o.session, CheckedUser: o.user, NewID: id,
+		UserOnLogin: h.UserHeader == ""}
 	if userSet {
 		c.Named = user
 	}
@@ -249,7 +265,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	case idletrack.ActIgnore:
 		return
 	case idletrack.ActContinue:
-		o.setUser(id, user, userSet)
+		o.setUser(id, user, userSet && !loginOnly)
 		return
 	case idletrack.ActRotate:
 		if o.rotate(id) {
@@ -278,7 +294,7 @@ func (o *observer) cookieSet(id idletrack.ID, user string, userSet, ended bool) 
 	}
 	if !started {
 		// Already known (e.g. the same value set again): it may be a login.
-		o.setUser(id, user, userSet)
+		o.setUser(id, user, userSet && !loginOnly)
 	}
 }
 

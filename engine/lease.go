@@ -266,7 +266,7 @@ func describe(c *ZoneConfig, diff string) string {
 			parts = append(parts, fmt.Sprintf("idle %s, absolute %s, rotation_grace %s, remember_ended %s, max_sessions %d",
 				dur(p.Idle), dur(p.Absolute), dur(p.RotationGrace), dur(p.RememberEnded), p.MaxSessions))
 		case "users":
-			parts = append(parts, fmt.Sprintf("user_header or user_cookie set: %t", c.UsersKnown))
+			parts = append(parts, fmt.Sprintf("a user source (user_header, user_cookie, user_form, user_placeholder) set: %t", c.UsersKnown))
 		case "webhook":
 			w := c.Webhook
 			switch {

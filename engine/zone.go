@@ -21,7 +21,8 @@ type ZoneConfig struct {
 	// Webhook is nil when no webhook is configured; then no events are
 	// queued for the zone.
 	Webhook *Webhook
-	// UsersKnown: the upstream names the signed-in user (user_header).
+	// UsersKnown: the zone has a source for the signed-in user (user_header,
+	// user_cookie, user_form, user_placeholder).
 	// Then only sessions that had a user earn a durable tombstone; without
 	// it, every session the upstream issued does (docs/SECURITY.md, "Floods").
 	UsersKnown bool

@@ -25,6 +25,11 @@ type CookieSet struct {
 	// InFlight is the number of the session's requests being served, this
 	// one included (counted only when the zone learns users).
 	InFlight int32
+	// UserOnLogin: the zone learns the user only from the answer to a login
+	// (user_cookie, user_form, user_placeholder), not on every response as
+	// with user_header, so a new value that names no one says nothing about
+	// the user: it is the session's, rotated.
+	UserOnLogin bool
 }
 
 // Action is what a response that sets the session cookie does to the
@@ -82,6 +87,11 @@ func DecideCookieSet(c CookieSet) Action {
 		// session, which it kept (Laravel's regenerate() does not destroy
 		// it). Nothing about the current session.
 		return ActIgnore
+	case c.UserOnLogin && c.Named == "":
+		// Nothing is known of the user from this response (Redmine's
+		// cookie store re-encrypts the session on every response after the
+		// login, naming no one): the same session under a new value.
+		return ActRotate
 	case stale && c.CurUser != "" && c.Named == "":
 		// The request raced a rotation with the old value, and the upstream
 		// no longer knew that value: it answered with a fresh anonymous

@@ -35,6 +35,14 @@ func TestDecideCookieSet(t *testing.T) {
 			CookieSet{Active: true, ReqID: R, Session: S, Live: true, CheckedUser: "", CurUser: "42", NewID: N}, ActIgnore},
 		{"the same race, the answer naming the new user: the session goes on under the new value",
 			CookieSet{Active: true, ReqID: R, Session: S, Live: true, CheckedUser: "", CurUser: "42", NewID: N, Named: "42"}, ActRotate},
+		{"Redmine's cookie store re-encrypts the signed-in session on a response that names no one (user_form)",
+			CookieSet{Active: true, ReqID: S, Session: S, Live: true, CheckedUser: "alice", CurUser: "alice", NewID: N, InFlight: 1, UserOnLogin: true}, ActRotate},
+		{"the same with a parallel request in flight: still the session, not a fresh one",
+			CookieSet{Active: true, ReqID: S, Session: S, Live: true, CheckedUser: "alice", CurUser: "alice", NewID: N, InFlight: 2, UserOnLogin: true}, ActRotate},
+		{"a login as bob on alice's session (user_form): the session changes users",
+			CookieSet{Active: true, ReqID: S, Session: S, Live: true, CheckedUser: "alice", CurUser: "alice", NewID: N, Named: "bob", UserOnLogin: true}, ActRotate},
+		{"a zone learning users at login re-sent the rotated-away value: nothing new",
+			CookieSet{Active: true, ReqID: R, Session: S, Live: true, CurUser: "alice", NewID: R, UserOnLogin: true}, ActIgnore},
 	} {
 		if got := DecideCookieSet(tt.c); got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.why, got, tt.want)

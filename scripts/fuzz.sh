@@ -23,6 +23,7 @@ for target in \
 	./sessioncookie:FuzzReading:5000x \
 	./caddymodule:FuzzCaddyfile:1000x \
 	./caddymodule:FuzzCleanUser:5000x \
+	./caddymodule:FuzzFormField:20000x \
 	./warning:FuzzInject:3000x; do
 	pkg=${target%%:*}
 	rest=${target#*:}

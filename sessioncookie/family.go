@@ -42,15 +42,19 @@ type Family struct {
 // not, as members. reqPath is the path of the request the response
 // answers: a cookie without a Path attribute gets that request's default
 // path, as a browser gives it (RFC 6265 section 5.1.4). It reports whether
-// the family grew.
-func (f *Family) Learn(h http.Header, reqPath string) (grew bool) {
+// the family grew. With onlyHttpOnly, only HttpOnly cookies are learned:
+// what an application sets a visitor before any session of idlegate's
+// starts (DokuWiki's PHP session, the handle its login is bound to
+// server-side), leaving out script cookies such as preferences and CSRF
+// tokens.
+func (f *Family) Learn(h http.Header, reqPath string, onlyHttpOnly bool) (grew bool) {
 	lines := h["Set-Cookie"]
 	if len(lines) == 0 {
 		return false
 	}
 	for _, line := range lines {
 		c, ok := ParseSetCookie(line, zeroTime)
-		if !ok {
+		if !ok || onlyHttpOnly && !c.HttpOnly {
 			continue
 		}
 		m := Member{Name: c.Name, Path: c.Path, Domain: c.Domain}

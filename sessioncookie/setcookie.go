@@ -27,6 +27,9 @@ type SetCookie struct {
 	// Domain is the Domain attribute without a leading dot, lower-cased, or
 	// "" when absent (a host-only cookie).
 	Domain string
+	// HttpOnly: the cookie is hidden from scripts (a server's session
+	// handle or credential, by convention).
+	HttpOnly bool
 }
 
 // ParseSetCookie parses one Set-Cookie header value the way a browser does
@@ -81,6 +84,8 @@ func ParseSetCookie(line string, now time.Time) (c SetCookie, ok bool) {
 			} else {
 				c.Path = ""
 			}
+		case strings.EqualFold(k, "httponly"):
+			c.HttpOnly = true
 		case strings.EqualFold(k, "domain"):
 			// RFC 6265 5.2.3 drops one leading dot; what then starts
 			// with another or holds a space ("..", ". x") names no host,

@@ -17,7 +17,7 @@ func TestParseSetCookie(t *testing.T) {
 	}{
 		{"sid=abc", SetCookie{Name: "sid", Value: "abc"}, true},
 		{"sid=abc; Path=/; Domain=.Example.COM; HttpOnly; Secure; SameSite=Lax",
-			SetCookie{Name: "sid", Value: "abc", Path: "/", Domain: "example.com"}, true},
+			SetCookie{Name: "sid", Value: "abc", Path: "/", Domain: "example.com", HttpOnly: true}, true},
 		{`sid="abc"`, SetCookie{Name: "sid", Value: "abc"}, true},
 		{" sid = abc ", SetCookie{Name: "sid", Value: "abc"}, true},
 
@@ -35,7 +35,7 @@ func TestParseSetCookie(t *testing.T) {
 		{"sid=abc; expires=Sun, 21-Nov-2027 09:30:00 GMT", SetCookie{Name: "sid", Value: "abc"}, true},
 		// PHP's and Symfony's form of a deletion.
 		{"laravel_session=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0; path=/; httponly",
-			SetCookie{Name: "laravel_session", Value: "deleted", Path: "/", Deleted: true}, true},
+			SetCookie{Name: "laravel_session", Value: "deleted", Path: "/", Deleted: true, HttpOnly: true}, true},
 		// Django's.
 		{`sessionid=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; SameSite=Lax`,
 			SetCookie{Name: "sessionid", Path: "/", Deleted: true}, true},

@@ -24,13 +24,25 @@ func TestValuesSeesEveryPairOfAName(t *testing.T) {
 func TestFamilyLearnReportsGrowthAndRestores(t *testing.T) {
 	var f Family
 	h := http.Header{"Set-Cookie": {"wp=v; Path=/wp-admin", "sid=1"}}
-	if !f.Learn(h, "/login") || f.Learn(h, "/login") {
+	if !f.Learn(h, "/login", false) || f.Learn(h, "/login", false) {
 		t.Fatal("Learn must report growth once")
 	}
 	var g Family
 	g.Restore(append(f.Members(), Member{Name: "bad name"}))
 	if g.Len() != 2 || !g.Has("wp") {
 		t.Fatalf("Restore: %+v", g.Members())
+	}
+}
+
+// TestFamilyLearnsOnlyHttpOnlyBeforeASession: what an app sets a visitor
+// before the session starts counts only when hidden from scripts
+// (DokuWiki's PHP session does; a preferences or CSRF cookie does not).
+func TestFamilyLearnsOnlyHttpOnlyBeforeASession(t *testing.T) {
+	var f Family
+	h := http.Header{"Set-Cookie": {"DokuWiki=abc; path=/dokuwiki/; HttpOnly", "csrftoken=x; Path=/", "DOKU_PREFS=y"}}
+	f.Learn(h, "/dokuwiki/doku.php", true)
+	if ms := f.Members(); len(ms) != 1 || ms[0] != (Member{Name: "DokuWiki", Path: "/dokuwiki/"}) {
+		t.Fatalf("anonymous response: family %+v, want only DokuWiki at /dokuwiki/", ms)
 	}
 }
 

@@ -3,9 +3,9 @@ package tests
 // One real browser per third-party app: Debian's Chromium signs in through
 // the app's own form behind idlegate (on_expired redirect), goes idle, comes
 // back, and must land on the app's own signed-out page with no cookie of the
-// session left. WordPress and DokuWiki under a sub-path failed at fa0dc65
-// (path-scoped cookies not cleared; a refusal loop) and pass with main at
-// 3839d7f.
+// session left, with docs/apps.md's recipes (no clear_cookies). WordPress
+// and DokuWiki under a sub-path failed at fa0dc65 (path-scoped cookies not
+// cleared; a refusal loop).
 
 import (
 	"bufio"

@@ -1,26 +1,25 @@
 package tests
 
-// Issue #17 end to end: the built Caddy with today's idlegate, configured as
-// well as it can be today (docs/apps.md), in front of WordPress, Redmine,
-// MediaWiki and DokuWiki from Debian. One Caddy per app with three sites,
-// one per on_expired mode, each its own zone. Scenarios: keep-alive, silent
-// expiry with one verified webhook, replay refused, the app does not sign
-// the user back in (its own page shows a signed-out visitor), the app's own
-// logout, a CSRF-protected form, parallel requests, restart.
+// Issue #17 end to end: the built Caddy with idlegate, configured with
+// docs/apps.md's recipes (no clear_cookies lore), in front of WordPress,
+// Redmine, MediaWiki and DokuWiki from Debian. One Caddy per app with three
+// sites, one per on_expired mode, each its own zone. Scenarios: keep-alive,
+// silent expiry with one verified webhook naming the user, replay refused,
+// the app does not sign the user back in (its own page shows a signed-out
+// visitor), the app's own logout, the user from the recipe's source (a
+// failed login names no one; alice then bob are two sessions), a
+// CSRF-protected form, parallel requests, restart.
 //
-// The user comes from the logged-in cookie with user_cookie (MediaWiki's
-// <db>UserName) or from today's map workaround (WordPress). Redmine sets no
-// cookie that names the user and DokuWiki's holds it in base64: their
-// */user subtests need a form-field user source (issue 17, not built) and
-// run only with IDLEGATE_KNOWN_GAPS=1. The WordPress and DokuWiki-sub-path
-// sign-back-in checks failed at fa0dc65 (a refusal cleared cookies with
-// Path=/ only) and pass now (docs/apps.md).
+// The user comes from a cookie the app sets at login (user_cookie:
+// WordPress's logged-in cookie, MediaWiki's <db>UserName) or from the
+// login form (login + user_form: Redmine, DokuWiki). The WordPress and
+// DokuWiki-sub-path sign-back-in checks failed at fa0dc65 (a refusal
+// cleared cookies with Path=/ only) and pass now.
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,71 +34,63 @@ const (
 
 var legacyModes = []string{"status", "redirect", "strip"}
 
-// legacyRecipe is an app's idle_session lines, today's best.
+// legacyRecipe is an app's idle_session lines: docs/apps.md's recipe.
+// None needs clear_cookies: idlegate learns each session's cookie family
+// from the responses that set it.
 type legacyRecipe struct {
-	Cookie   func(site string, app *LegacyApp) string // the session cookie name for a site URL
+	Cookie   func(site string, app *LegacyApp) string // the session cookie's name for a site URL (what the browser holds)
+	Pattern  string                                   // the cookie option when it is a pattern ("" for Cookie's name)
 	Logout   string                                   // matcher lines of the logout block
 	Passive  string                                   // matcher lines of the passive block ("" none)
 	Redirect string                                   // on_expired redirect target
-	Clear    string                                   // clear_cookies names
-	// User, when set, is today's workaround for the user (issue 17): Caddy
-	// lines before idle_session (a map from a request cookie) and the
-	// reverse_proxy's header_down that hands it to user_header. The header
-	// is computed from the request's cookie, which the app may not have
-	// accepted: not the trust rule the issue asks for.
-	UserMap, UserHeaderDown string
-	// Extra lines of the idle_session block: the cookie's parser, and a
-	// user_cookie where the app names the user in a cookie it sets.
+	Clear    string                                   // clear_cookies names ("" none)
+	// Extra lines of the idle_session block: the cookie's parser and the
+	// user source (user_cookie, or login with user_form).
 	Extra string
-	// NoUser: no user source works for this app yet (known gap).
-	NoUser bool
 }
 
 var legacyRecipes = map[string]legacyRecipe{
 	"wordpress": {
-		Cookie:   func(site string, _ *LegacyApp) string { return "wordpress_logged_in_" + WordPressCookieHash(site) },
-		Logout:   "path /wp-login.php\n\t\t\tquery action=logout",
-		Passive:  "path /wp-admin/admin-ajax.php\n\t\t\tquery action=heartbeat",
+		Cookie:  func(site string, _ *LegacyApp) string { return "wordpress_logged_in_" + WordPressCookieHash(site) },
+		Pattern: "wordpress_logged_in_*",
+		Logout:  "path /wp-login.php\n\t\t\tquery action=logout",
+		// The heartbeat POSTs action=heartbeat in its body: a query
+		// matcher never sees it. jQuery marks it (and the admin's other
+		// background calls) with X-Requested-With.
+		Passive:  "path /wp-admin/admin-ajax.php\n\t\t\theader X-Requested-With XMLHttpRequest",
 		Redirect: "/wp-login.php",
-		Clear:    "wordpress_* wp-settings-*",
 		// wordpress_logged_in_<hash> is "alice%7C<expiration>%7C<token>%7C<hmac>"
-		UserMap:        "map {http.request.cookie.%s} {wp_user} {\n\t\t~^(.+?)%%7C \"${1}\"\n\t\tdefault \"\"\n\t}\n",
-		UserHeaderDown: "header_down X-Idle-User {wp_user}",
-		Extra:          "cookie_parser php",
+		Extra: "cookie_parser php\n\t\tuser_cookie wordpress_logged_in_* |",
 	},
 	"redmine": {
 		Cookie:   func(string, *LegacyApp) string { return "Redmine" },
 		Logout:   "method POST\n\t\t\tpath /logout",
 		Redirect: "/login",
-		Clear:    "autologin",
 		// Debian names Redmine's Rails cookie "Redmine": no framework in
 		// the name, so the parser must be named (the safe default refuses
-		// its escaped values).
-		Extra:  "cookie_parser rails",
-		NoUser: true,
+		// its escaped values). Redmine names the user in no cookie: the
+		// login form's username, believed on its 302.
+		Extra: "cookie_parser rails\n\t\tlogin {\n\t\t\tmethod POST\n\t\t\tpath /login\n\t\t}\n\t\tuser_form username",
 	},
 	"mediawiki": {
 		Cookie:   func(string, *LegacyApp) string { return "my_wiki_session" },
 		Logout:   "method POST\n\t\t\tpath /index.php/Special:UserLogout",
 		Redirect: "/index.php?title=Special:UserLogin",
-		Clear:    "my_wikiUserID my_wikiToken my_wikiUserName",
 		Extra:    "cookie_parser php\n\t\tuser_cookie my_wikiUserName",
 	},
 	"dokuwiki": {
-		Cookie:   func(string, *LegacyApp) string { return "DokuWiki" },
+		Cookie:   func(_ string, app *LegacyApp) string { return DokuWikiCookie("", app.Port) },
+		Pattern:  "DW*",
 		Logout:   "path /doku.php\n\t\t\tquery do=logout",
 		Redirect: "/doku.php?do=login",
-		Clear:    "DW*",
-		Extra:    "cookie_parser php",
-		NoUser:   true,
+		Extra:    "cookie_parser php\n\t\tlogin {\n\t\t\tmethod POST\n\t\t\tpath /doku.php\n\t\t}\n\t\tuser_form u",
 	},
 	"dokuwiki_subpath": {
-		Cookie:   func(string, *LegacyApp) string { return "DokuWiki" },
+		Cookie:   func(_ string, app *LegacyApp) string { return DokuWikiCookie("/dokuwiki", app.Port) },
+		Pattern:  "DW*",
 		Logout:   "path /dokuwiki/doku.php\n\t\t\tquery do=logout",
 		Redirect: "/dokuwiki/doku.php?do=login",
-		Clear:    "DW*",
-		Extra:    "cookie_parser php",
-		NoUser:   true,
+		Extra:    "cookie_parser php\n\t\tlogin {\n\t\t\tmethod POST\n\t\t\tpath /dokuwiki/doku.php\n\t\t}\n\t\tuser_form u",
 	},
 }
 
@@ -137,29 +128,29 @@ func legacyCaddyfile(s *legacyStack) string {
 		} else if mode == "status" {
 			onExpired = "status 401"
 		}
-		userMap, userHeader, proxy := "", "", s.App.Addr
-		if s.R.UserMap != "" {
-			userMap = "\t" + fmt.Sprintf(s.R.UserMap, s.R.Cookie(site, s.App))
-			userHeader = "\t\tuser_header X-Idle-User\n"
-			proxy = s.App.Addr + " {\n\t\t" + s.R.UserHeaderDown + "\n\t}"
+		cookie := s.R.Pattern
+		if cookie == "" {
+			cookie = s.R.Cookie(site, s.App)
 		}
-		passive := ""
+		passive, clear := "", ""
 		if s.R.Passive != "" {
 			passive = "\t\tpassive {\n\t\t\t" + s.R.Passive + "\n\t\t}\n"
 		}
+		if s.R.Clear != "" {
+			clear = "\t\tclear_cookies " + s.R.Clear + "\n"
+		}
 		fmt.Fprintf(&sb, `%s {
-%s	idle_session {
+	idle_session {
 		cookie %s
 		%s
-		name %s
+		zone %s
 		idle %s
 		rotation_grace %s
-%s		logout {
+		logout {
 			%s
 		}
 %s		on_expired %s
-		clear_cookies %s
-		webhook %s {
+%s		webhook %s {
 			secret %s
 			events ended
 			include_anonymous
@@ -167,7 +158,7 @@ func legacyCaddyfile(s *legacyStack) string {
 	}
 	reverse_proxy %s
 }
-`, site, userMap, s.R.Cookie(site, s.App), s.R.Extra, s.zone(mode), legacyIdle, legacyGrace, userHeader, s.R.Logout, passive, onExpired, s.R.Clear, s.Rcv.Hook(), TestSecret, proxy)
+`, site, cookie, s.R.Extra, s.zone(mode), legacyIdle, legacyGrace, s.R.Logout, passive, onExpired, clear, s.Rcv.Hook(), TestSecret, s.App.Addr)
 	}
 	return sb.String()
 }
@@ -231,6 +222,7 @@ func runLegacyScenarios(t *testing.T, s *legacyStack) {
 		}
 	})
 	t.Run("logout", func(t *testing.T) { legacyLogoutScenario(t, s) })
+	t.Run("users", func(t *testing.T) { legacyUsersScenario(t, s) })
 	t.Run("csrf_form", func(t *testing.T) { legacyFormScenario(t, s) })
 	t.Run("parallel", func(t *testing.T) { legacyParallelScenario(t, s) })
 	t.Run("restart", func(t *testing.T) { legacyRestartScenario(t, s) })
@@ -275,9 +267,6 @@ func legacyIdleScenario(t *testing.T, s *legacyStack, mode string) {
 		return nil
 	})
 	t.Run("user", func(t *testing.T) {
-		if s.R.NoUser && os.Getenv("IDLEGATE_KNOWN_GAPS") == "" {
-			t.Skip("known gap (issue 17): the app names the user in no header and no plain cookie; needs a form-field user source (IDLEGATE_KNOWN_GAPS=1 runs it)")
-		}
 		if ev.Data.User != d.LoginUser("alice") {
 			t.Errorf("webhook user = %q, want %q", ev.Data.User, d.LoginUser("alice"))
 		}
@@ -413,6 +402,48 @@ func legacyLogoutScenario(t *testing.T, s *legacyStack) {
 	}
 	// and one can sign in again in the same browser
 	d.signIn(t, b, "alice", false)
+}
+
+// The user as the recipe learns it, without an app change: a login with a
+// wrong password names no one, and alice then bob in the same browser are
+// two sessions with the right users. Both sign out with the app's logout;
+// had the failed login named bob, alice's login would have ended a session
+// of bob's first.
+func legacyUsersScenario(t *testing.T, s *legacyStack) {
+	const mode = "strip" // no scenario after the idle ones signs in here
+	d, zone := s.D, s.zone(mode)
+	logouts := func() []Event {
+		var out []Event
+		for _, e := range s.ended(zone) {
+			if e.Data.Reason == "logout" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	before := len(logouts())
+	b := s.browser(mode)
+	if p := d.Login(t, b, d.LoginUser("bob"), "not-"+bobPassword, false); d.LoggedIn(p) {
+		t.Fatalf("a wrong password was accepted: %s", describe(p.Response))
+	}
+	for i, user := range []string{"alice", "bob"} {
+		d.signIn(t, b, user, false)
+		b.Follow(t, d.Logout(t, b))
+		Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
+			if n := len(logouts()) - before; n < i+1 {
+				return fmt.Errorf("zone %s: %d logout ends after %s's logout, want %d; receiver: %s", zone, n, user, i+1, s.Rcv.Summary())
+			}
+			return nil
+		})
+	}
+	got := logouts()[before:]
+	if len(got) != 2 || got[0].Data.User != d.LoginUser("alice") || got[1].Data.User != d.LoginUser("bob") || got[0].Data.Session == got[1].Data.Session {
+		var desc []string
+		for _, e := range got {
+			desc = append(desc, fmt.Sprintf("%s:%s", e.Data.Session, e.Data.User))
+		}
+		t.Fatalf("logout ends %v, want alice's then bob's, two sessions", desc)
+	}
 }
 
 // An ordinary CSRF-protected form works through idlegate.
