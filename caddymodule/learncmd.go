@@ -162,8 +162,3 @@ func (l *learner) record(resp *http.Response) error {
 func (l *learner) suggestion() string {
 	return learn.Render(learn.Suggest(l.rec.Exchanges()), l.upstream)
 }
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
