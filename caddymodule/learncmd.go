@@ -160,5 +160,9 @@ func (l *learner) record(resp *http.Response) error {
 }
 
 func (l *learner) suggestion() string {
-	return learn.Render(learn.Suggest(l.rec.Exchanges()), l.upstream)
+	s := learn.Suggest(l.rec.Exchanges())
+	if n := l.rec.Dropped(); n > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("only the first %d requests were kept (%d more were passed on unrecorded)", learn.MaxExchanges, n))
+	}
+	return learn.Render(s, l.upstream)
 }

@@ -230,8 +230,8 @@ func TestSuggestApps(t *testing.T) {
 					t.Errorf("suggestion has %q:\n%s", n, out)
 				}
 			}
-			if strings.Contains(out, "NOT FOUND") {
-				t.Errorf("suggestion has a NOT FOUND:\n%s", out)
+			if strings.Contains(out, "# NOTE:") {
+				t.Errorf("suggestion has a note:\n%s", out)
 			}
 		})
 	}
@@ -351,7 +351,7 @@ func TestFailedLoginFirst(t *testing.T) {
 // Without a login, the block says so instead of guessing.
 func TestNoLogin(t *testing.T) {
 	out := Render(Suggest(play(t, "", []step{{m: "GET", url: "/", status: 200}})), "http://x")
-	if !strings.Contains(out, "# NOT FOUND: no login seen") {
+	if !strings.Contains(out, "# NOTE: no login seen") {
 		t.Errorf("no note about the missing login:\n%s", out)
 	}
 }

@@ -26,6 +26,10 @@ import (
 	"time"
 )
 
+// MaxExchanges bounds what a Recorder keeps: a learning run is a person
+// clicking for minutes, not a proxy left running for days.
+const MaxExchanges = 100000
+
 // MaxBody is how much of a request body the learner reads to find form
 // field names; a longer body is passed on unread past this.
 const MaxBody = 64 << 10
@@ -106,8 +110,16 @@ type Recorder struct {
 	key  []byte
 	now  func() time.Time
 
-	mu sync.Mutex
-	ex []Exchange
+	mu      sync.Mutex
+	ex      []Exchange
+	dropped int // exchanges past MaxExchanges, not kept
+}
+
+// Dropped is how many exchanges were seen past MaxExchanges and not kept.
+func (r *Recorder) Dropped() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }
 
 // NewRecorder returns a Recorder; user is the name the person will sign
@@ -207,7 +219,11 @@ func (r *Recorder) Record(req *http.Request, body []byte, resp *http.Response) E
 		e.SetCookies = append(e.SetCookies, s)
 	}
 	r.mu.Lock()
-	r.ex = append(r.ex, e)
+	if len(r.ex) < MaxExchanges {
+		r.ex = append(r.ex, e)
+	} else {
+		r.dropped++
+	}
 	r.mu.Unlock()
 	return e
 }

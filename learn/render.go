@@ -15,7 +15,7 @@ func Render(s Suggestion, upstream string) string {
 	w("# Suggested by `caddy idle-sessions learn` from %d requests to %s.", s.Exchanges, upstream)
 	w("# Review each line: the comment above it says what it was learned from.")
 	for _, n := range s.Notes {
-		w("# NOT FOUND: %s", n)
+		w("# NOTE: %s", n)
 	}
 	w("idle_session {")
 	if s.Cookie != "" {
