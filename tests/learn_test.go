@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -304,4 +305,79 @@ func learnedCaddyfile(s *legacyStack, block []string, suggestion string) string 
 `, s.Sites[mode], strings.Join(block, "\n"), s.zone(mode), legacyIdle, legacyGrace, onExpired, s.Rcv.Hook(), TestSecret, s.App.Addr)
 	}
 	return sb.String()
+}
+
+// SIGTERM ends a learning run too, and --out receives the suggestion.
+func TestLearnSignalOut(t *testing.T) {
+	needCaddy(t)
+	app := http.NewServeMux()
+	app.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			http.SetCookie(w, &http.Cookie{Name: "sid", Value: "s3cr3t-" + randomHex(8), Path: "/", HttpOnly: true})
+			http.Redirect(w, r, "/home", http.StatusSeeOther)
+			return
+		}
+		io.WriteString(w, "<form method=post>")
+	})
+	app.HandleFunc("/home", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "home") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: app}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	out := t.TempDir() + "/suggestion.caddy"
+	addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", "http://"+ln.Addr().String(), "--listen", addr, "--user", "alice", "--out", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	b := NewBrowser("http://"+addr, "")
+	b.Get(t, "/login")
+	b.Follow(t, b.Post(t, "/login", url.Values{"user": {"alice"}, "password": {"pw"}}))
+	b.Get(t, "/home")
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the learner did not stop on SIGTERM")
+	}
+	if exitErr != nil {
+		t.Fatalf("learner: %v: %s", exitErr, stderr.String())
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"idle_session {", "\tcookie sid\n", "\tuser_form user 3xx\n"} {
+		if !strings.Contains(string(got), w) {
+			t.Errorf("--out lacks %q:\n%s", w, got)
+		}
+	}
+	if strings.Contains(string(got), "s3cr3t") {
+		t.Errorf("the cookie's value is in the suggestion:\n%s", got)
+	}
 }
