@@ -42,12 +42,14 @@ apart, and to whether it starts with the --user name.
   - logout: the first signed-in request after which the app deleted the
     session cookie or another cookie of the login response.
   - passive: a path scripts call (X-Requested-With: XMLHttpRequest), or a
-    request that is no navigation repeated 3+ times at a regular interval.
+    request that is never a navigation and came again by itself (no
+    navigation between) at least twice, at a regular interval.
   - the user (needs --user): a login cookie whose value is the name
     (user_cookie <name>) or starts with it and a separator
     (user_cookie <name> <sep>); else the login form's field that carried it
     (login { ... } and user_form <field> <status class>).
-  - on_expired redirect: the page of the login form (commented out).
+  - on_expired redirect: the last page (a navigation) before the login,
+    commented out.
   - clear_cookies: cookies the signed-in requests carried that no response
     of the session set and the logout did not delete (commented out).
 

@@ -15,6 +15,7 @@ type step struct {
 	m, url string
 	form   string        // urlencoded body
 	xhr    bool          // X-Requested-With: XMLHttpRequest, no navigation
+	sub    bool          // a page's subresource: no navigation
 	wait   time.Duration // before the request (default 1s)
 	status int
 	loc    string
@@ -47,6 +48,8 @@ func play(t *testing.T, user string, steps []step) []Exchange {
 		if s.xhr {
 			req.Header.Set("X-Requested-With", "XMLHttpRequest")
 			req.Header.Set("Sec-Fetch-Mode", "cors")
+		} else if s.sub {
+			req.Header.Set("Sec-Fetch-Mode", "no-cors")
 		} else {
 			req.Header.Set("Sec-Fetch-Mode", "navigate")
 		}
@@ -216,8 +219,34 @@ var appCases = []struct {
 	},
 }
 
+// What a real browser adds to a page view: its stylesheets, scripts and
+// images, fetched after the page (no navigation).
+func withSubresources(steps []step) []step {
+	var out []step
+	for _, s := range steps {
+		out = append(out, s)
+		if s.m == "GET" && s.status == 200 && !s.xhr {
+			out = append(out,
+				step{m: "GET", url: "/lib/exe/css.php?t=dokuwiki", status: 200, sub: true, wait: 50 * time.Millisecond},
+				step{m: "GET", url: "/lib/images/external-link.svg", status: 200, sub: true, wait: 50 * time.Millisecond})
+		}
+	}
+	return out
+}
+
 func TestSuggestApps(t *testing.T) {
+	var cases = append([]struct {
+		name, user string
+		steps      []step
+		want       []string
+		not        []string
+	}(nil), appCases...)
 	for _, c := range appCases {
+		c.name += "_in_a_browser"
+		c.steps = withSubresources(c.steps)
+		cases = append(cases, c)
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := Render(Suggest(play(t, c.user, c.steps)), "http://127.0.0.1:8080")
 			for _, w := range c.want {

@@ -484,42 +484,46 @@ func (s *Suggestion) passive(ex []Exchange, from, to int) {
 			})
 			continue
 		}
-		var times []time.Time
+		// The repeats that came by themselves: no navigation between one
+		// and the next (a page's stylesheet comes again only with a page).
+		var gaps []time.Duration
 		nav := false
-		for _, i := range g.idx {
+		for k, i := range g.idx {
 			if ex[i].Navigation {
 				nav = true
 			}
-			times = append(times, ex[i].At)
+			if k > 0 && !navigationBetween(ex, g.idx[k-1], i) {
+				gaps = append(gaps, ex[i].At.Sub(ex[g.idx[k-1]].At))
+			}
 		}
-		if nav || len(times) < 3 {
+		if nav || len(gaps) < 2 {
 			continue
 		}
-		if mean, ok := regular(times); ok {
+		if mean, ok := regular(gaps); ok {
 			m := Matcher{Path: g.path}
 			if g.method != "GET" {
 				m.Method = g.method
 			}
 			m.Query = commonParams(ex, g.idx)
 			s.Passive = append(s.Passive, PassiveFinding{Match: m,
-				Why: fmt.Sprintf("%s %s was requested %d times every %s, never as a navigation", g.method, g.path, len(times), mean.Round(time.Second))})
+				Why: fmt.Sprintf("%s %s was requested %d times, %d of them every %s with no navigation between", g.method, g.path, len(g.idx), len(gaps), mean.Round(time.Second))})
 		}
 	}
 }
 
-// regular reports whether the intervals between times are within a
-// quarter of their mean, and the mean is a second or more.
-func regular(times []time.Time) (time.Duration, bool) {
+// regular reports whether the gaps are within a quarter of their mean,
+// and the mean is a second or more.
+func regular(gaps []time.Duration) (time.Duration, bool) {
 	var sum time.Duration
-	for i := 1; i < len(times); i++ {
-		sum += times[i].Sub(times[i-1])
+	for _, g := range gaps {
+		sum += g
 	}
-	mean := sum / time.Duration(len(times)-1)
+	mean := sum / time.Duration(len(gaps))
 	if mean < time.Second {
 		return mean, false
 	}
-	for i := 1; i < len(times); i++ {
-		d := times[i].Sub(times[i-1]) - mean
+	for _, g := range gaps {
+		d := g - mean
 		if d < 0 {
 			d = -d
 		}
@@ -528,6 +532,17 @@ func regular(times []time.Time) (time.Duration, bool) {
 		}
 	}
 	return mean, true
+}
+
+// navigationBetween reports a navigation among the exchanges after i and
+// before j.
+func navigationBetween(ex []Exchange, i, j int) bool {
+	for _, e := range ex[i+1 : j] {
+		if e.Navigation {
+			return true
+		}
+	}
+	return false
 }
 
 func commonParams(ex []Exchange, idx []int) []string {
@@ -596,26 +611,34 @@ func (s *Suggestion) user(ex []Exchange) {
 	s.Notes = append(s.Notes, "no user source found (give --user with the name you sign in as)")
 }
 
-// loginPage is the page of the login form: the last GET answered 200
-// before the login, with the query parameters that name a login.
+// loginPage is the page of the login form: the last navigation (not a
+// stylesheet or an image the page loaded) answered 200 before the login,
+// one to the login's path first; with the query parameters that name a
+// login.
 func (s *Suggestion) loginPage(ex []Exchange) {
-	for i := s.Login - 1; i >= 0; i-- {
-		e := ex[i]
-		if e.Method != "GET" || e.Status != 200 {
-			continue
-		}
-		u := e.Path
-		var q []string
-		for _, p := range e.Query {
-			if p.Value != "" && (reLoginWord.MatchString(p.Value) || reLoginWord.MatchString(p.Key)) {
-				q = append(q, p.Key+"="+p.Value)
+	login := ex[s.Login]
+	ok := func(e Exchange, nav, samePath bool) bool {
+		return e.Method == "GET" && e.Status == 200 && (!nav || e.Navigation) && (!samePath || e.Path == login.Path)
+	}
+	for _, want := range [][2]bool{{true, true}, {true, false}, {false, true}} {
+		for i := s.Login - 1; i >= 0; i-- {
+			e := ex[i]
+			if !ok(e, want[0], want[1]) {
+				continue
 			}
+			u := e.Path
+			var q []string
+			for _, p := range e.Query {
+				if p.Value != "" && (reLoginWord.MatchString(p.Value) || reLoginWord.MatchString(p.Key)) {
+					q = append(q, p.Key+"="+p.Value)
+				}
+			}
+			if len(q) > 0 {
+				u += "?" + strings.Join(q, "&")
+			}
+			s.LoginPage = u
+			return
 		}
-		if len(q) > 0 {
-			u += "?" + strings.Join(q, "&")
-		}
-		s.LoginPage = u
-		return
 	}
 }
 

@@ -26,43 +26,42 @@ import (
 	"time"
 )
 
-func TestLearnWordPress(t *testing.T) {
-	runLearn(t, wordpressDriver, []string{
+// learnWant are the lines each app's suggestion must have.
+var learnWant = map[string][]string{
+	"wordpress": {
 		"\tcookie wordpress_logged_in_*\n",
 		"\tcookie_parser php\n",
 		"\tlogout {\n\t\tpath /wp-login.php\n\t\tquery action=logout\n\t}\n",
-		"\tpassive {\n\t\tpath /wp-admin/admin-ajax.php\n\t\theader X-Requested-With XMLHttpRequest\n\t}\n",
+		learnWPPassive,
 		"\tuser_cookie wordpress_logged_in_* |\n",
 		"\t# on_expired redirect /wp-login.php\n",
-	})
-}
-
-func TestLearnRedmine(t *testing.T) {
-	runLearn(t, redmineDriver, []string{
+	},
+	"redmine": {
 		"\tcookie Redmine\n",
 		"\tcookie_parser rails\n",
 		"\tlogout {\n\t\tmethod POST\n\t\tpath /logout\n\t}\n",
 		"\tlogin {\n\t\tmethod POST\n\t\tpath /login\n\t}\n\tuser_form username 3xx\n",
 		"\t# on_expired redirect /login\n",
-	})
-}
-
-func TestLearnMediaWiki(t *testing.T) {
-	runLearn(t, mediawikiDriver, []string{
+	},
+	"mediawiki": {
 		"\tcookie my_wiki_session\n",
 		"\tcookie_parser php\n",
 		"\tlogout {\n\t\tmethod POST\n",
 		"UserLogout\n\t}\n",
 		"\tuser_cookie my_wikiUserName\n",
 		"\t# on_expired redirect /index.php?title=Special:UserLogin\n",
-	})
+	},
+	"dokuwiki":         dokuwikiLearned(""),
+	"dokuwiki_subpath": dokuwikiLearned("/dokuwiki"),
 }
 
-func TestLearnDokuWiki(t *testing.T) { runLearn(t, dokuwikiDriver(""), dokuwikiLearned("")) }
+const learnWPPassive = "\tpassive {\n\t\tpath /wp-admin/admin-ajax.php\n\t\theader X-Requested-With XMLHttpRequest\n\t}\n"
 
-func TestLearnDokuWikiSubpath(t *testing.T) {
-	runLearn(t, dokuwikiDriver("/dokuwiki"), dokuwikiLearned("/dokuwiki"))
-}
+func TestLearnWordPress(t *testing.T)       { runLearn(t, wordpressDriver) }
+func TestLearnRedmine(t *testing.T)         { runLearn(t, redmineDriver) }
+func TestLearnMediaWiki(t *testing.T)       { runLearn(t, mediawikiDriver) }
+func TestLearnDokuWiki(t *testing.T)        { runLearn(t, dokuwikiDriver("")) }
+func TestLearnDokuWikiSubpath(t *testing.T) { runLearn(t, dokuwikiDriver("/dokuwiki")) }
 
 func dokuwikiLearned(prefix string) []string {
 	return []string{
@@ -74,25 +73,21 @@ func dokuwikiLearned(prefix string) []string {
 	}
 }
 
-var reWPHeartbeatNonce = regexp.MustCompile(`heartbeatSettings = \{"nonce":"([0-9a-f]+)"`)
-
-func runLearn(t *testing.T, d LegacyDriver, want []string) {
-	needCaddy(t)
-	app := StartLegacyApp(t, d.Spec)
-	user := d.LoginUser("alice")
-
-	// the learner
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", app.URL, "--listen", addr, "--user", user)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+// startLearner runs `caddy idle-sessions learn` in front of app and
+// returns its address and a channel closed when it exits (with its error).
+func startLearner(t *testing.T, upstream, user string, stdout *bytes.Buffer) (addr string, exited chan struct{}, exitErr *error, stderr *bytes.Buffer) {
+	t.Helper()
+	addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", upstream, "--listen", addr, "--user", user)
+	stderr = new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
+	exited = make(chan struct{})
+	exitErr = new(error)
+	go func() { *exitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -108,6 +103,36 @@ func runLearn(t *testing.T, d LegacyDriver, want []string) {
 		}
 		return c.Close()
 	})
+	return addr, exited, exitErr, stderr
+}
+
+// checkSuggestion asserts want's lines, no notes, and no cookie value of
+// log in the learner's output.
+func checkSuggestion(t *testing.T, suggestion string, want []string, log []CookieEvent, output string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(suggestion, w) {
+			t.Errorf("the suggestion lacks %q", w)
+		}
+	}
+	if strings.Contains(suggestion, "# NOTE:") {
+		t.Errorf("the suggestion has a note (something not found)")
+	}
+	for _, c := range log {
+		if len(c.Cookie.Value) >= 8 && strings.Contains(suggestion+output, c.Cookie.Value) {
+			t.Errorf("the value of the app's cookie %s is in the learner's output", c.Cookie.Name)
+		}
+	}
+}
+
+var reWPHeartbeatNonce = regexp.MustCompile(`heartbeatSettings = \{"nonce":"([0-9a-f]+)"`)
+
+func runLearn(t *testing.T, d LegacyDriver) {
+	needCaddy(t)
+	app := StartLegacyApp(t, d.Spec)
+	user := d.LoginUser("alice")
+	var stdout bytes.Buffer
+	addr, exited, exitErr, stderr := startLearner(t, app.URL, user, &stdout)
 
 	// a person uses the app through it
 	b := NewBrowser("http://"+addr, d.Spec.Prefix)
@@ -149,8 +174,8 @@ func runLearn(t *testing.T, d LegacyDriver, want []string) {
 	}
 	select {
 	case <-exited:
-		if exitErr != nil {
-			t.Fatalf("learner exited with %v: %s", exitErr, stderr.String())
+		if *exitErr != nil {
+			t.Fatalf("learner exited with %v: %s", *exitErr, stderr.String())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the learner did not stop after done")
@@ -160,19 +185,7 @@ func runLearn(t *testing.T, d LegacyDriver, want []string) {
 	if stdout.String() != suggestion {
 		t.Errorf("stdout differs from the done answer:\n%s", stdout.String())
 	}
-	for _, w := range want {
-		if !strings.Contains(suggestion, w) {
-			t.Errorf("the suggestion lacks %q", w)
-		}
-	}
-	if strings.Contains(suggestion, "# NOTE:") {
-		t.Errorf("the suggestion has a note (something not found)")
-	}
-	for _, c := range b.Log() {
-		if len(c.Cookie.Value) >= 8 && strings.Contains(suggestion+stdout.String()+stderr.String(), c.Cookie.Value) {
-			t.Errorf("the value of the app's cookie %s is in the learner's output", c.Cookie.Name)
-		}
-	}
+	checkSuggestion(t, suggestion, learnWant[d.Spec.Name], b.Log(), stdout.String()+stderr.String())
 	if t.Failed() {
 		return
 	}
