@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -130,7 +131,14 @@ type learner struct {
 	done chan struct{}
 }
 
-type bodyKey struct{}
+type inKey struct{}
+
+// inbound is the request as the learner received it (the outbound one
+// carries the upstream's URL) and the start of its body.
+type inbound struct {
+	req  *http.Request
+	head []byte
+}
 
 func (l *learner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == learnDonePath {
@@ -139,10 +147,11 @@ func (l *learner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.once.Do(func() { close(l.done) })
 		return
 	}
-	// The body is read up to learn.MaxBody to name its form fields and
-	// passed on byte for byte: what was read, then the rest unread.
+	// An urlencoded body is read up to learn.MaxBody to name its fields
+	// and passed on byte for byte: what was read, then the rest unread.
+	// Other bodies (uploads, streams) are not touched.
 	var head []byte
-	if r.Body != nil && r.Body != http.NoBody {
+	if r.Body != nil && r.Body != http.NoBody && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		var err error
 		head, err = io.ReadAll(io.LimitReader(r.Body, learn.MaxBody))
 		if err != nil {
@@ -151,13 +160,14 @@ func (l *learner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
 	}
-	l.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyKey{}, head)))
+	in := &inbound{req: r, head: head}
+	l.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), inKey{}, in)))
 }
 
 func (l *learner) record(resp *http.Response) error {
-	req := resp.Request
-	head, _ := req.Context().Value(bodyKey{}).([]byte)
-	l.rec.Record(req, head, resp)
+	if in, ok := resp.Request.Context().Value(inKey{}).(*inbound); ok {
+		l.rec.Record(in.req, in.head, resp)
+	}
 	return nil
 }
 

@@ -62,3 +62,33 @@ func TestLearnerPassesBody(t *testing.T) {
 		t.Error("done did not end the run")
 	}
 }
+
+// The learner records the path the browser asked for, not the upstream's
+// (an upstream URL with a path prefixes it), and leaves other bodies alone.
+func TestLearnerRecordsInboundPath(t *testing.T) {
+	var gotPath string
+	var gotBody []byte
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath = r.URL.Path
+		gotBody, _ = io.ReadAll(r.Body)
+	}))
+	defer app.Close()
+	target, _ := url.Parse(app.URL + "/base")
+	l := &learner{rec: learn.NewRecorder(""), upstream: target.String(), done: make(chan struct{})}
+	l.proxy = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, ModifyResponse: l.record}
+	front := httptest.NewServer(l)
+	defer front.Close()
+	body := []byte("user=alice&\x00binary")
+	resp, err := http.Post(front.URL+"/upload?x=1", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if gotPath != "/base/upload" || !bytes.Equal(gotBody, body) {
+		t.Fatalf("the app got %q %q", gotPath, gotBody)
+	}
+	ex := l.rec.Exchanges()
+	if len(ex) != 1 || ex[0].Path != "/upload" || len(ex[0].Form) != 0 {
+		t.Fatalf("recorded %+v", ex)
+	}
+}

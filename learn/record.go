@@ -77,7 +77,8 @@ type ReqCookie struct {
 // Field is one field of an urlencoded request body.
 type Field struct {
 	Name string
-	// IsUser: the value equals the user name the learner was given.
+	// IsUser: the value is the user name the learner was given (ignoring
+	// case, as the person may have typed it).
 	IsUser bool
 }
 
@@ -190,7 +191,7 @@ func (r *Recorder) Record(req *http.Request, body []byte, resp *http.Response) E
 				continue
 			}
 			v, _ = url.QueryUnescape(v)
-			e.Form = append(e.Form, Field{Name: k, IsUser: r.user != "" && v == r.user})
+			e.Form = append(e.Form, Field{Name: k, IsUser: r.user != "" && strings.EqualFold(v, r.user)})
 		}
 	}
 	if loc, err := resp.Location(); err == nil {
