@@ -28,18 +28,7 @@ var learnBrowserSteps = map[string]struct{ Other, LogoutLink, LogoutClick, Logou
 }
 
 func TestLearnBrowser(t *testing.T) {
-	needCaddy(t)
-	chromium := "/usr/bin/chromium"
-	if v := os.Getenv("CHROMIUM"); v != "" {
-		chromium = v
-	}
-	script, _ := filepath.Abs(filepath.Join("browser", "learn.mjs"))
-	if _, err := os.Stat(filepath.Join("browser", "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Skip("playwright-core missing: run tests/browser/setup.sh")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("%s missing: run tests/browser/setup.sh", chromium)
-	}
+	chromium, script := needBrowser(t, "learn.mjs")
 	for _, d := range []LegacyDriver{wordpressDriver, redmineDriver, mediawikiDriver, dokuwikiDriver(""), dokuwikiDriver("/dokuwiki")} {
 		t.Run(d.Spec.Name, func(t *testing.T) { learnBrowser(t, d, chromium, script) })
 	}
@@ -48,7 +37,8 @@ func TestLearnBrowser(t *testing.T) {
 func learnBrowser(t *testing.T, d LegacyDriver, chromium, script string) {
 	app := StartLegacyApp(t, d.Spec)
 	var stdout bytes.Buffer
-	addr, exited, exitErr, stderr := startLearner(t, app.URL, d.LoginUser("alice"), &stdout)
+	l := startLearner(t, app.URL, d.LoginUser("alice"), &stdout)
+	addr := l.Addr
 	f, st := legacyBrowserForm[d.Spec.Name], learnBrowserSteps[d.Spec.Name]
 	cfg, _ := json.Marshal(map[string]string{
 		"base": "http://" + addr, "login": f.Login, "user": d.LoginUser("alice"), "password": alicePassword,
@@ -84,14 +74,7 @@ func learnBrowser(t *testing.T, d LegacyDriver, chromium, script string) {
 	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &res); err != nil || res.Status != 200 {
 		t.Fatalf("browser script's answer: %v %q", err, out.String())
 	}
-	select {
-	case <-exited:
-		if *exitErr != nil {
-			t.Fatalf("learner exited with %v: %s", *exitErr, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the learner did not stop after done")
-	}
+	l.wait(t, "done")
 	t.Logf("%s in Chromium: the learner suggests:\n%s", d.Spec.Name, res.Suggestion)
 	var want []string
 	for _, w := range learnWant[d.Spec.Name] {
@@ -99,7 +82,7 @@ func learnBrowser(t *testing.T, d LegacyDriver, chromium, script string) {
 			want = append(want, w)
 		}
 	}
-	checkSuggestion(t, res.Suggestion, want, nil, stdout.String()+stderr.String())
+	checkSuggestion(t, res.Suggestion, want, nil, stdout.String()+l.stderr.String())
 	if d.Spec.Name != "wordpress" && strings.Contains(res.Suggestion, "\tpassive {") {
 		t.Errorf("a passive block for an app that does not poll")
 	}

@@ -73,37 +73,57 @@ func dokuwikiLearned(prefix string) []string {
 	}
 }
 
-// startLearner runs `caddy idle-sessions learn` in front of app and
-// returns its address and a channel closed when it exits (with its error).
-func startLearner(t *testing.T, upstream, user string, stdout *bytes.Buffer) (addr string, exited chan struct{}, exitErr *error, stderr *bytes.Buffer) {
+// learner is a running `caddy idle-sessions learn`.
+type learner struct {
+	Addr   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+	stderr bytes.Buffer
+}
+
+// startLearner runs `caddy idle-sessions learn` in front of upstream (with
+// args after the defaults), its standard output going to stdout, and waits
+// until it listens.
+func startLearner(t *testing.T, upstream, user string, stdout io.Writer, args ...string) *learner {
 	t.Helper()
-	addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", upstream, "--listen", addr, "--user", user)
-	stderr = new(bytes.Buffer)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	l := &learner{Addr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), exited: make(chan struct{})}
+	l.cmd = exec.Command(caddyBin, append([]string{"idle-sessions", "learn", "--upstream", upstream, "--listen", l.Addr, "--user", user}, args...)...)
+	l.cmd.Stdout, l.cmd.Stderr = stdout, &l.stderr
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := l.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited = make(chan struct{})
-	exitErr = new(error)
-	go func() { *exitErr = cmd.Wait(); close(exited) }()
+	go func() { l.err = l.cmd.Wait(); close(l.exited) }()
 	t.Cleanup(func() {
 		select {
-		case <-exited:
+		case <-l.exited:
 		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+			<-l.exited
 		}
 	})
 	Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
-		c, err := net.Dial("tcp", addr)
+		c, err := net.Dial("tcp", l.Addr)
 		if err != nil {
-			return fmt.Errorf("learner not listening on %s: %v; stderr %s", addr, err, stderr.String())
+			return fmt.Errorf("learner not listening on %s: %v; stderr %s", l.Addr, err, l.stderr.String())
 		}
 		return c.Close()
 	})
-	return addr, exited, exitErr, stderr
+	return l
+}
+
+// wait fails t unless the learner exits cleanly within 15 s (after why).
+func (l *learner) wait(t *testing.T, why string) {
+	t.Helper()
+	select {
+	case <-l.exited:
+		if l.err != nil {
+			t.Fatalf("learner exited with %v: %s", l.err, l.stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the learner did not stop after %s", why)
+	}
 }
 
 // checkSuggestion asserts want's lines, no notes, and no cookie value of
@@ -132,7 +152,8 @@ func runLearn(t *testing.T, d LegacyDriver) {
 	app := StartLegacyApp(t, d.Spec)
 	user := d.LoginUser("alice")
 	var stdout bytes.Buffer
-	addr, exited, exitErr, stderr := startLearner(t, app.URL, user, &stdout)
+	l := startLearner(t, app.URL, user, &stdout)
+	addr := l.Addr
 
 	// a person uses the app through it
 	b := NewBrowser("http://"+addr, d.Spec.Prefix)
@@ -172,20 +193,13 @@ func runLearn(t *testing.T, d LegacyDriver) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("done: %d %s", resp.StatusCode, body)
 	}
-	select {
-	case <-exited:
-		if *exitErr != nil {
-			t.Fatalf("learner exited with %v: %s", *exitErr, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the learner did not stop after done")
-	}
+	l.wait(t, "done")
 	suggestion := string(body)
 	t.Logf("%s: the learner suggests:\n%s", d.Spec.Name, suggestion)
 	if stdout.String() != suggestion {
 		t.Errorf("stdout differs from the done answer:\n%s", stdout.String())
 	}
-	checkSuggestion(t, suggestion, learnWant[d.Spec.Name], b.Log(), stdout.String()+stderr.String())
+	checkSuggestion(t, suggestion, learnWant[d.Spec.Name], b.Log(), stdout.String()+l.stderr.String())
 	if t.Failed() {
 		return
 	}
@@ -342,45 +356,14 @@ func TestLearnSignalOut(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	out := t.TempDir() + "/suggestion.caddy"
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	cmd := exec.Command(caddyBin, "idle-sessions", "learn", "--upstream", "http://"+ln.Addr().String(), "--listen", addr, "--user", "alice", "--out", out)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
+	l := startLearner(t, "http://"+ln.Addr().String(), "alice", io.Discard, "--out", out)
+	addr := l.Addr
 	b := NewBrowser("http://"+addr, "")
 	b.Get(t, "/login")
 	b.Follow(t, b.Post(t, "/login", url.Values{"user": {"alice"}, "password": {"pw"}}))
 	b.Get(t, "/home")
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the learner did not stop on SIGTERM")
-	}
-	if exitErr != nil {
-		t.Fatalf("learner: %v: %s", exitErr, stderr.String())
-	}
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	l.wait(t, "SIGTERM")
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

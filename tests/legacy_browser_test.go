@@ -59,19 +59,28 @@ func (st browserStep) page(t *testing.T) *Page {
 	return &Page{Response: &Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: []byte(st.HTML)}, URL: u}
 }
 
-func TestLegacyBrowser(t *testing.T) {
+// needBrowser skips t without the built Caddy, Chromium or playwright-core
+// (tests/browser/setup.sh installs them) and returns Chromium's path and
+// the absolute path of the browser script tests/browser/<script>.
+func needBrowser(t *testing.T, script string) (chromium, path string) {
+	t.Helper()
 	needCaddy(t)
-	chromium := "/usr/bin/chromium"
+	chromium = "/usr/bin/chromium"
 	if v := os.Getenv("CHROMIUM"); v != "" {
 		chromium = v
 	}
-	script, _ := filepath.Abs(filepath.Join("browser", "legacy.mjs"))
+	path, _ = filepath.Abs(filepath.Join("browser", script))
 	if _, err := os.Stat(filepath.Join("browser", "node_modules", "playwright-core", "package.json")); err != nil {
 		t.Skip("playwright-core missing: run tests/browser/setup.sh")
 	}
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("%s missing: run tests/browser/setup.sh", chromium)
 	}
+	return chromium, path
+}
+
+func TestLegacyBrowser(t *testing.T) {
+	chromium, script := needBrowser(t, "legacy.mjs")
 	for _, d := range []LegacyDriver{wordpressDriver, redmineDriver, mediawikiDriver, dokuwikiDriver(""), dokuwikiDriver("/dokuwiki")} {
 		t.Run(d.Spec.Name, func(t *testing.T) { legacyBrowser(t, d, chromium, script) })
 	}
