@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -153,7 +154,10 @@ func TestBoltDamagedPageIsFoundAtOpen(t *testing.T) {
 	}
 	st.Close()
 	clean, _ := os.ReadFile(src)
-	const page = 4096
+	page := int(binary.LittleEndian.Uint32(clean[24:])) // the page size, from meta page 0
+	if page < 4096 || page > 1<<16 {
+		t.Fatalf("page size %d in the meta page", page)
+	}
 	refused := 0
 	for seed := range uint64(40) {
 		data := append([]byte(nil), clean...)
