@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,7 +80,26 @@ type learner struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error
-	stderr bytes.Buffer
+	stderr lockedBuffer // read while the learner runs
+}
+
+// lockedBuffer is a bytes.Buffer that may be read while a process's output
+// is copied into it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startLearner runs `caddy idle-sessions learn` in front of upstream (with
