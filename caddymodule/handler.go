@@ -337,6 +337,9 @@ func (h *Handler) applyDefaults() {
 	if h.WarnBefore == 0 {
 		h.WarnBefore = h.defaultWarnBefore()
 	}
+	if h.UserForm != "" && len(h.UserFormStatus) == 0 {
+		h.UserFormStatus = []string{"3xx"} // an accepted login form redirects
+	}
 	h.channel = channelName(h.Zone)
 	h.script = scriptPath(h.StatusPath)
 	if h.OnExpired == nil {
@@ -628,7 +631,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if o.login && h.UserForm != "" {
-			o.formUser, o.formOK = h.formUser(r)
+			o.formUser = h.formUser(r)
 		}
 	}
 	switch {

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -150,15 +148,10 @@ func (l *learner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// An urlencoded body is read up to learn.MaxBody to name its fields
 	// and passed on byte for byte: what was read, then the rest unread.
 	// Other bodies (uploads, streams) are not touched.
-	var head []byte
-	if r.Body != nil && r.Body != http.NoBody && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
-		var err error
-		head, err = io.ReadAll(io.LimitReader(r.Body, learn.MaxBody))
-		if err != nil {
-			http.Error(w, "reading the request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	head, err := peekForm(r, learn.MaxBody)
+	if err != nil {
+		http.Error(w, "reading the request body: "+err.Error(), http.StatusBadRequest)
+		return
 	}
 	in := &inbound{req: r, head: head}
 	l.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), inKey{}, in)))

@@ -20,30 +20,39 @@ import (
 const maxLoginForm = 64 << 10
 
 // formUser reads the user_form field of a login request's urlencoded body
-// and puts the body back, byte for byte, for the upstream. It reports no
-// user when the body is not a urlencoded form, is larger than
+// and puts the body back, byte for byte, for the upstream. It returns ""
+// when the body is not a urlencoded form, is larger than
 // maxLoginForm, or when the field is not there exactly one way: an
 // application reads one of several spellings or duplicates (PHP the last,
 // and '.', ' ' and '[' in names as '_'), and idlegate will not guess which.
-func (h *Handler) formUser(r *http.Request) (string, bool) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return "", false
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return "", false
-	}
+func (h *Handler) formUser(r *http.Request) string {
 	if r.ContentLength > maxLoginForm {
-		return "", false
+		return ""
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxLoginForm+1))
-	// Whatever was read goes first, the rest of the body after it; a read
-	// error reaches the upstream's read of the same body.
+	body, err := peekForm(r, maxLoginForm+1)
+	if err != nil || len(body) > maxLoginForm {
+		return ""
+	}
+	u, _ := formField(string(body), h.UserForm)
+	return u
+}
+
+// peekForm reads up to limit bytes of an urlencoded request body and puts
+// them back in front of the rest, so that the upstream reads the body byte
+// for byte; a read error reaches the upstream's read of the body too. It
+// returns what it read, nothing for a body that is not an urlencoded form
+// (uploads, streams: not touched). The login form's user (formUser) and
+// the learning mode (learncmd.go) read bodies this way.
+func peekForm(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit))
 	r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), &errReader{r.Body, err}), r.Body}
-	if err != nil || len(buf) > maxLoginForm {
-		return "", false
-	}
-	return formField(string(buf), h.UserForm)
+	return buf, err
 }
 
 // formField returns the value of field in an urlencoded form, read under
@@ -53,9 +62,6 @@ func formField(body, field string) (string, bool) {
 	user, found := "", false
 	for pair := range strings.SplitSeq(body, "&") {
 		k, v, _ := strings.Cut(pair, "=")
-		if !strings.Contains(k, field[:1]) && !strings.ContainsAny(k, "%+") {
-			continue // cannot read as field under any spelling
-		}
 		name, err := url.QueryUnescape(k)
 		if err != nil {
 			return "", false
@@ -129,7 +135,7 @@ func validStatus(s string) bool {
 // the session (observer.cookieSet).
 func (o *observer) loginUser(code int) (string, bool) {
 	h := o.h
-	if h.UserForm != "" && o.login && o.formOK && statusMatches(code, h.userFormStatus()) {
+	if h.UserForm != "" && o.login && o.formUser != "" && statusMatches(code, h.UserFormStatus) {
 		return o.formUser, true
 	}
 	if h.UserPlaceholder != "" && (len(h.login) == 0 || o.login) {
@@ -143,14 +149,3 @@ func (o *observer) loginUser(code int) (string, bool) {
 	}
 	return "", false
 }
-
-// userFormStatus is user_form's statuses; an accepted login form answers
-// with a redirect by default.
-func (h *Handler) userFormStatus() []string {
-	if len(h.UserFormStatus) == 0 {
-		return defaultUserFormStatus
-	}
-	return h.UserFormStatus
-}
-
-var defaultUserFormStatus = []string{"3xx"}

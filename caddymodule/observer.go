@@ -37,10 +37,9 @@ type observer struct {
 	session  idletrack.ID // the request's session, when active
 	user     string       // the session's user when the request was checked
 	active   bool
-	logout   bool   // the request matches a logout matcher
-	login    bool   // the request matches a login matcher
-	formUser string // the user its form names (user_form), when formOK
-	formOK   bool
+	logout   bool     // the request matches a logout matcher
+	login    bool     // the request matches a login matcher
+	formUser string   // the user its form names (user_form; "" for none)
 	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
 	switched bool // 101 Switching Protocols was written (see Hijack)

@@ -3,6 +3,7 @@ package learn
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -320,7 +321,7 @@ func (s *Suggestion) logout(ex []Exchange) int {
 		}
 		var gone []string
 		for _, c := range e.SetCookies {
-			if c.Deleted && family[c.Name] && !contains(gone, c.Name) {
+			if c.Deleted && family[c.Name] && !slices.Contains(gone, c.Name) {
 				gone = append(gone, c.Name)
 			}
 		}
@@ -389,15 +390,6 @@ func logoutMatcher(ex []Exchange, i int) *Matcher {
 func hasParam(e Exchange, p Param) bool {
 	for _, q := range e.Query {
 		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
 			return true
 		}
 	}
@@ -569,7 +561,7 @@ func formNames(ex []Exchange, idx []int) []string {
 	var out []string
 	for _, i := range idx {
 		for _, f := range ex[i].Form {
-			if !contains(out, f.Name) {
+			if !slices.Contains(out, f.Name) {
 				out = append(out, f.Name)
 			}
 		}
@@ -665,7 +657,7 @@ func (s *Suggestion) clearCookies(ex []Exchange, end, logout int) {
 			continue
 		}
 		for _, c := range e.Cookies {
-			if !set[c.Name] && !contains(s.ClearCookies, Pattern(c.Name)) {
+			if !set[c.Name] && !slices.Contains(s.ClearCookies, Pattern(c.Name)) {
 				s.ClearCookies = append(s.ClearCookies, Pattern(c.Name))
 			}
 		}
