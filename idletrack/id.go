@@ -22,9 +22,12 @@ func (id ID) String() string { return id.Short() }
 
 // Keyer derives IDs from cookie values with a secret key that the store
 // generates once. It is safe for concurrent use and does not allocate in the
-// steady state: HMAC states are pooled.
+// steady state: HMAC states are pooled, and the IDs of recently seen values
+// are cached under a keyed 128-bit hash (idCache), so a known session's
+// request does not compute the HMAC again.
 type Keyer struct {
-	pool sync.Pool
+	pool  sync.Pool
+	cache *idCache
 }
 
 // NewKeyer returns a Keyer for the given secret key.
@@ -32,7 +35,7 @@ func NewKeyer(key []byte) *Keyer {
 	k := append([]byte(nil), key...)
 	return &Keyer{pool: sync.Pool{New: func() any {
 		return &keyerState{mac: hmac.New(sha256.New, k)}
-	}}}
+	}}, cache: newIDCache()}
 }
 
 type keyerState struct {
@@ -42,7 +45,15 @@ type keyerState struct {
 }
 
 // ID returns the ID of the session whose cookie has the given value in zone.
-func (k *Keyer) ID(zone, value string) ID { return k.sum(zone, "", "", value) }
+func (k *Keyer) ID(zone, value string) ID {
+	k0, k1 := k.cache.key(zone, value)
+	if id, ok := k.cache.get(k0, k1); ok {
+		return id
+	}
+	id := k.sum(zone, "", "", value)
+	k.cache.put(k0, k1, id)
+	return id
+}
 
 // MemberID returns the ID of value as the cookie called name of a session's
 // family in zone: the ID of value in the zone "<zone>\x00member\x00<name>",
