@@ -137,7 +137,9 @@ type instrProc struct {
 	admin       string // Caddy's admin endpoint
 	dumps       int
 	order       []int // the cold case's order of the seeded sessions
-	cold        int   // cold cookie values handed out so far
+	cold        int   // cold values handed out to measured idle requests
+	spare       int   // cold values handed out to every other request
+	measured    int   // measured idle requests of the cold case (pairs × requests)
 	fresh       int   // new cookie values handed out so far
 }
 
@@ -400,13 +402,17 @@ func (p *instrProc) measure(kind string, requests, pairs int) (instrCase, error)
 	if kind != "hot" && kind != "cold" && kind != "new" {
 		return c, fmt.Errorf("unknown case %q", kind)
 	}
+	if kind == "cold" && pairs*requests >= p.sessions {
+		return c, fmt.Errorf("cold: %d measured requests need more than %d seeded sessions, each sent once", pairs*requests, p.sessions)
+	}
+	p.measured = pairs * requests
 	t0 := time.Now()
 	for i := 0; i <= pairs; i++ {
 		if i == 1 {
 			t0 = time.Now()
 		}
 		for _, site := range []string{"plain", "idle"} {
-			ir, err := p.round(site, kind, requests)
+			ir, err := p.round(site, kind, requests, i > 0)
 			if err != nil {
 				return c, err
 			}
@@ -442,7 +448,7 @@ func mean(xs []float64) float64 {
 // round sends requests sequentially on one keep-alive connection to site,
 // with instrumentation on from just before the first request until the
 // process is quiet after the last, and returns instructions per request.
-func (p *instrProc) round(site, kind string, requests int) (float64, error) {
+func (p *instrProc) round(site, kind string, requests int, measured bool) (float64, error) {
 	base := p.plain
 	if site == "idle" {
 		base = p.idle
@@ -455,7 +461,7 @@ func (p *instrProc) round(site, kind string, requests int) (float64, error) {
 		return 0, err
 	}
 	// One request first, outside the count, so the connection is open.
-	if err := p.get(client, req, p.cookie(kind, 0)); err != nil {
+	if err := p.get(client, req, p.cookie(kind, 0, false)); err != nil {
 		return 0, err
 	}
 	// Each round starts from a collected heap, with instrumentation off:
@@ -471,7 +477,7 @@ func (p *instrProc) round(site, kind string, requests int) (float64, error) {
 		return 0, err
 	}
 	for i := range requests {
-		if err := p.get(client, req, p.cookie(kind, i)); err != nil {
+		if err := p.get(client, req, p.cookie(kind, i, measured && site == "idle")); err != nil {
 			return 0, err
 		}
 	}
@@ -493,11 +499,17 @@ func (p *instrProc) round(site, kind string, requests int) (float64, error) {
 }
 
 // cookie is request i's session cookie value: one of ten seeded sessions
-// (hot), the next of the seeded sessions in a random order that the whole
-// run walks through (cold: each request makes a different session dirty),
-// or a value never sent before (new: looked up in the store, adopted on
-// probation, never written).
-func (p *instrProc) cookie(kind string, i int) string {
+// (hot), a seeded session no measured request sent before (cold: each
+// request makes a different session dirty, and its ID is not in the
+// keyer's cache), or a value never sent before (new: looked up in the
+// store, adopted on probation, never written).
+//
+// Cold: the measured idle requests (counted) walk the first pairs ×
+// requests sessions of a random order, once each; every other request (the
+// plain site's, the warm-up pair's, the one opening each round's
+// connection) takes the rest of the order, repeating if it must, so none
+// of them makes a measured session known beforehand.
+func (p *instrProc) cookie(kind string, i int, counted bool) string {
 	switch kind {
 	case "hot":
 		return string(cookieValue(nil, i%10))
@@ -505,8 +517,13 @@ func (p *instrProc) cookie(kind string, i int) string {
 		if p.order == nil {
 			p.order = rand.New(rand.NewPCG(1, 2)).Perm(p.sessions)
 		}
-		p.cold++
-		return string(cookieValue(nil, p.order[p.cold%len(p.order)]))
+		if counted {
+			p.cold++
+			return string(cookieValue(nil, p.order[(p.cold-1)%p.measured]))
+		}
+		rest := p.order[p.measured:]
+		p.spare++
+		return string(cookieValue(nil, rest[p.spare%len(rest)]))
 	}
 	p.fresh++
 	return "n" + strconv.FormatInt(time.Now().UnixNano(), 36) + "x" + strconv.Itoa(p.fresh)
