@@ -296,6 +296,11 @@ func phpName(key, name string) bool {
 // invalid bytes (get_str_from_wsgi), so the spaces stripped are Unicode's,
 // written in UTF-8 (NBSP is C2 A0; a lone A0 byte is no space).
 func trimPy(s string) string {
+	// The common case, a name or value that starts and ends with a printable
+	// ASCII byte, has nothing to trim: no byte in '!'..'~' is a space.
+	if s == "" || s[0] > ' ' && s[0] < 0x7f && s[len(s)-1] > ' ' && s[len(s)-1] < 0x7f {
+		return s
+	}
 	for s != "" {
 		r, n := utf8.DecodeRuneInString(s)
 		if !isPyspace(r) {

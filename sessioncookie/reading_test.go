@@ -149,3 +149,26 @@ func TestReadDoesNotAllocate(t *testing.T) {
 		t.Errorf("Read allocates %.0f times per call", n)
 	}
 }
+
+// TestTrimPyShortcut: trimPy's shortcut for names and values that start and
+// end with printable ASCII answers what Python's str.strip() (the full
+// loop) does, for every one- and two-byte string and for Unicode spaces
+// at either end.
+func TestTrimPyShortcut(t *testing.T) {
+	slow := func(s string) string {
+		return strings.TrimFunc(s, isPyspace)
+	}
+	var cases []string
+	for a := range 256 {
+		cases = append(cases, string(rune(a)), string([]byte{byte(a)}))
+		for _, b := range []byte{' ', 'x', 0x85, 0xa0, 0x1c, 0x7f} {
+			cases = append(cases, string([]byte{byte(a), b}), string([]byte{b, byte(a)}))
+		}
+	}
+	cases = append(cases, "\u3000sid", "sid\u2028", "\u0085sid\u00a0", "s i d", " sid ", "\x1fsid")
+	for _, s := range cases {
+		if got, want := trimPy(s), slow(s); got != want {
+			t.Errorf("trimPy(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
