@@ -364,7 +364,11 @@ func pairValue(chunk string) string {
 // every request, so each byte is one table look-up.
 func canonical(raw string, p Profile) bool {
 	t := &canonTables[p]
-	for i := 0; i < len(raw); i++ {
+	i := 0
+	for i < len(raw) && t[raw[i]] == cLiteral {
+		i++ // the common byte, in a loop of its own
+	}
+	for ; i < len(raw); i++ {
 		switch t[raw[i]] {
 		case cLiteral, cSpace:
 		case cEscape:
