@@ -90,6 +90,7 @@ type Redis struct {
 
 	scratchMu sync.Mutex
 	sc        redisScratch // Apply's buffers (redis_flush.go), under scratchMu
+	noPack    bool         // tests: activity-only writes as op S, not op A
 }
 
 // RedisOptions configure OpenRedis. Either URL or Addrs names the server.

@@ -67,7 +67,7 @@ func (s *Redis) applySessions(ctx context.Context, base, zone string, ws []Sessi
 	for _, i := range idx {
 		w := &ws[i]
 		ss := &w.Session
-		if !w.ActivityOnly || uint64(len(ss.User)) > 1<<32-1 {
+		if !w.ActivityOnly || s.noPack || uint64(len(ss.User)) > 1<<32-1 {
 			endRun()
 			args = append(args, "S", hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, w.ReqDelta, ss.User, b01(w.ActivityOnly))
 			continue
