@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,6 +87,10 @@ type Redis struct {
 	closed   atomic.Bool
 
 	conflicts atomic.Int64 // zone scripts that found a session changed since the read
+
+	scratchMu sync.Mutex
+	sc        redisScratch // Apply's buffers (redis_flush.go), under scratchMu
+	noPack    bool         // tests: activity-only writes as op S, not op A
 }
 
 // RedisOptions configure OpenRedis. Either URL or Addrs names the server.

@@ -25,6 +25,14 @@ import (
 //	                          delta (is rq when the session is new); with a
 //	                          = "1" (activity only) st, li and u of a stored
 //	                          session stay as they are
+//	A packed                  activity-only session writes, each exactly as
+//	                          S with a = "1", packed into one argument:
+//	                          entries of the 32-character hex ID, then st,
+//	                          li, la, rq, delta, each a length byte and its
+//	                          decimal digits, then u, a 4-byte little-endian
+//	                          length and its bytes (struct format
+//	                          redisActEntry); no per-session arguments to
+//	                          box and format in Go
 //	R old new st li la rq u alias forget-ms
 //	                          rotation: drop old, write new (rq merges with
 //	                          max), keep old as an alias until forget-ms
@@ -62,7 +70,8 @@ local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local minttl = tonumber(ARGV[1])
 local chan, origin, zone = ARGV[2], ARGV[3], ARGV[4]
 local MAXMEMBERS = 8 -- storage.MaxMembers
-local width = {C = 4, S = 8, R = 9, Y = 3, Q = 3, M = 4}
+local width = {C = 4, S = 8, R = 9, Y = 3, Q = 3, M = 4, A = 1}
+local ENTRY = '<c32Bc0Bc0Bc0Bc0Bc0I4c0' -- redisActEntry
 local function notify(kind, id, v)
   redis.call('PUBLISH', chan, cjson.encode({o = origin, z = zone, k = kind, id = id, v = v}))
 end
@@ -161,6 +170,13 @@ while i <= #ARGV do
       or tostring(redis.call('EXISTS', base .. 'a:' .. id)) ~= ARGV[i + 4] then
       return 0
     end
+  elseif ARGV[i] == 'A' then
+    -- A malformed argument fails here (struct.unpack raises), before
+    -- any write.
+    local p, pos = ARGV[i + 1], 1
+    while pos <= #p do
+      pos = select(8, struct.unpack(ENTRY, p, pos))
+    end
   end
   i = step(i)
 end
@@ -170,6 +186,13 @@ while i <= #ARGV do
   local op, a = ARGV[i], i + 1
   if op == 'S' then
     put(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7] == '1')
+  elseif op == 'A' then
+    local p, pos = ARGV[a], 1
+    local id, st, li, la, rq, delta, u
+    while pos <= #p do
+      id, st, li, la, rq, delta, u, pos = struct.unpack(ENTRY, p, pos)
+      put(id, st, li, la, rq, delta, u, true)
+    end
   elseif op == 'R' then
     local old = ARGV[a]
     drop(old)
@@ -233,7 +256,7 @@ const maxEndConflicts = 16
 // zoneWrites is one zone's part of a batch, in batch order.
 type zoneWrites struct {
 	zone      string
-	sessions  []SessionWrite
+	nsess     int // session writes of the zone (their indexes: redisScratch.order)
 	rotations []RotationWrite
 	ends      []int // indexes into Batch.Ends
 	events    []Event
@@ -265,10 +288,33 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 		}
 		return w
 	}
-	for _, w := range b.Sessions {
-		z := zw(w.Zone)
-		z.sessions = append(z.sessions, w)
+	sc := s.scratch()
+	defer s.release(sc)
+	// The session writes' indexes, grouped by zone in batch order
+	// (a counting sort: no copy of the writes themselves).
+	sc.zoneOf = sc.zoneOf[:0]
+	var last *zoneWrites
+	var lastNum int32
+	for i := range b.Sessions {
+		if last == nil || b.Sessions[i].Zone != last.zone {
+			last = zw(b.Sessions[i].Zone)
+			lastNum = int32(slices.Index(order, last))
+		}
+		last.nsess++
+		sc.zoneOf = append(sc.zoneOf, lastNum)
 	}
+	sc.start = slices.Grow(sc.start[:0], len(order)+1)[:len(order)+1]
+	sc.start[0] = 0
+	for k, z := range order {
+		sc.start[k+1] = sc.start[k] + int32(z.nsess)
+	}
+	sc.order = slices.Grow(sc.order[:0], len(b.Sessions))[:len(b.Sessions)]
+	fill := append(sc.fill[:0], sc.start[:len(order)]...)
+	for i, k := range sc.zoneOf {
+		sc.order[fill[k]] = int32(i)
+		fill[k]++
+	}
+	sc.fill = fill
 	for _, w := range b.Rotations {
 		z := zw(w.Zone)
 		z.rotations = append(z.rotations, w)
@@ -299,13 +345,15 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 		}
 	}
 	results := make([]EndResult, len(b.Ends))
-	for _, z := range order {
-		for chunk := range slices.Chunk(z.sessions, redisSessionChunk) {
-			if err := s.applyZone(ctx, b, &zoneWrites{zone: z.zone, sessions: chunk}, nil); err != nil {
-				return nil, err
+	for k, z := range order {
+		if z.nsess > 0 {
+			base := s.base(z.zone)
+			for chunk := range slices.Chunk(sc.order[sc.start[k]:sc.start[k+1]], redisSessionChunk) {
+				if err := s.applySessions(ctx, base, z.zone, b.Sessions, chunk, sc); err != nil {
+					return nil, err
+				}
 			}
 		}
-		z.sessions = nil
 		if len(z.rotations)+len(z.ends)+len(z.events)+len(z.members) > 0 {
 			if err := s.applyZone(ctx, b, z, results); err != nil {
 				return nil, err
@@ -368,13 +416,6 @@ func (s *Redis) applyZone(ctx context.Context, b *Batch, z *zoneWrites, results 
 		args := []any{MinKeyTTL.Milliseconds(), s.redisInvalChannel(), s.consumer, z.zone}
 		for id, x := range sim {
 			args = append(args, "C", hexID(id), x.version, b01(x.readTomb), b01(x.readAlias))
-		}
-		for _, w := range z.sessions {
-			ss := w.Session
-			args = append(args, "S", hexID(ss.ID), ss.StartedAt, ss.LoginAt, ss.LastActivity, ss.Requests, w.ReqDelta, ss.User, b01(w.ActivityOnly))
-			if x := sim[ss.ID]; x != nil {
-				x.put(ss, w.ReqDelta, false, w.ActivityOnly)
-			}
 		}
 		for _, w := range z.rotations {
 			ss := w.Session
