@@ -290,31 +290,13 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 	}
 	sc := s.scratch()
 	defer s.release(sc)
-	// The session writes' indexes, grouped by zone in batch order
-	// (a counting sort: no copy of the writes themselves).
-	sc.zoneOf = sc.zoneOf[:0]
 	var last *zoneWrites
-	var lastNum int32
 	for i := range b.Sessions {
 		if last == nil || b.Sessions[i].Zone != last.zone {
 			last = zw(b.Sessions[i].Zone)
-			lastNum = int32(slices.Index(order, last))
 		}
 		last.nsess++
-		sc.zoneOf = append(sc.zoneOf, lastNum)
 	}
-	sc.start = slices.Grow(sc.start[:0], len(order)+1)[:len(order)+1]
-	sc.start[0] = 0
-	for k, z := range order {
-		sc.start[k+1] = sc.start[k] + int32(z.nsess)
-	}
-	sc.order = slices.Grow(sc.order[:0], len(b.Sessions))[:len(b.Sessions)]
-	fill := append(sc.fill[:0], sc.start[:len(order)]...)
-	for i, k := range sc.zoneOf {
-		sc.order[fill[k]] = int32(i)
-		fill[k]++
-	}
-	sc.fill = fill
 	for _, w := range b.Rotations {
 		z := zw(w.Zone)
 		z.rotations = append(z.rotations, w)
@@ -345,10 +327,19 @@ func (s *Redis) Apply(ctx context.Context, b *Batch) (_ []EndResult, err error) 
 		}
 	}
 	results := make([]EndResult, len(b.Ends))
-	for k, z := range order {
+	for _, z := range order {
 		if z.nsess > 0 {
+			// The zone's session writes, in batch order, by index: the
+			// writes themselves are not copied.
+			idx := sc.order[:0]
+			for i := range b.Sessions {
+				if b.Sessions[i].Zone == z.zone {
+					idx = append(idx, int32(i))
+				}
+			}
+			sc.order = idx
 			base := s.base(z.zone)
-			for chunk := range slices.Chunk(sc.order[sc.start[k]:sc.start[k+1]], redisSessionChunk) {
+			for chunk := range slices.Chunk(idx, redisSessionChunk) {
 				if err := s.applySessions(ctx, base, z.zone, b.Sessions, chunk, sc); err != nil {
 					return nil, err
 				}

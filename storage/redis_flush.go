@@ -21,9 +21,9 @@ const redisActEntry = "<c32Bc0Bc0Bc0Bc0Bc0I4c0"
 
 // redisScratch holds the buffers of one Apply, kept for the next.
 type redisScratch struct {
-	zoneOf, start, fill, order []int32 // session writes grouped by zone
-	packed                     []byte  // op A arguments of one script
-	args                       []any
+	order  []int32 // indexes of one zone's session writes
+	packed []byte  // op A arguments of one script
+	args   []any
 }
 
 // redisScratchKeep bounds the packed buffer kept between flushes.
