@@ -257,12 +257,7 @@ func benchFlushDirty(b *testing.B, cache string, n, dirty int) {
 	next := 0
 	flush := func(i int) {
 		w.Reset()
-		for range dirty {
-			k := order[next%n]
-			next++
-			s := idletrack.Session{ID: ids[k], User: users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
-			w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: benchZone, Change: idletrack.Change{Session: s, ReqDelta: 1}, ActivityOnly: true})
-		}
+		next = appendDirty(&w, benchZone, ids, users, order, next, dirty, at)
 		if _, err := st.Apply(context.Background(), &w); err != nil {
 			b.Fatal(err)
 		}
@@ -278,6 +273,21 @@ func benchFlushDirty(b *testing.B, cache string, n, dirty int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/session")
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/per, "cpu-ns/session")
 	b.ReportMetric(0, "ns/op")
+}
+
+// appendDirty appends to w the activity-only writes of the flush's dirty
+// sessions: the next dirty of order (from next, wrapping), each one more
+// request and a later last activity than the flush before, as the engine
+// writes them. It returns where the next flush goes on.
+func appendDirty(w *storage.Batch, zone string, ids []idletrack.ID, users []string, order []int, next, dirty int, at int64) int {
+	n := len(order)
+	for range dirty {
+		k := order[next%n]
+		next++
+		s := idletrack.Session{ID: ids[k], User: users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
+		w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: zone, Change: idletrack.Change{Session: s, ReqDelta: 1}, ActivityOnly: true})
+	}
+	return next
 }
 
 // cpuTime is the user and system time the process has used.

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,12 +52,7 @@ func BenchmarkRedisFlushDirty(b *testing.B) {
 			next := 0
 			flush := func() {
 				w.Reset()
-				for range dirty {
-					k := order[next%n]
-					next++
-					s := idletrack.Session{ID: ids[k], User: users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
-					w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: redisBenchZone, Change: idletrack.Change{Session: s, ReqDelta: 1}, ActivityOnly: true})
-				}
+				next = appendDirty(&w, redisBenchZone, ids, users, order, next, dirty, at)
 				if _, err := st.Apply(context.Background(), &w); err != nil {
 					b.Fatal(err)
 				}
@@ -66,13 +60,13 @@ func BenchmarkRedisFlushDirty(b *testing.B) {
 			flush() // buffers grown, script loaded
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
-			cpu0 := processCPU()
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				flush()
 			}
 			b.StopTimer()
-			cpu := processCPU() - cpu0
+			cpu := cpuTime() - cpu0
 			runtime.ReadMemStats(&m1)
 			per := float64(b.N * dirty)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/session")
@@ -85,10 +79,3 @@ func BenchmarkRedisFlushDirty(b *testing.B) {
 }
 
 const redisBenchZone = "sessionid"
-
-// processCPU is the user and system time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
