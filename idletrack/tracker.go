@@ -620,6 +620,13 @@ func (t *Tracker) Expired(now int64, limit int) []End {
 type Change struct {
 	Session  Session
 	ReqDelta uint32 // requests since the last write, for stores shared by several instances
+	// Stored is set when an earlier write gave the store this session with
+	// its current start, login and user (the write that started, loaded,
+	// logged in or rotated it): a store may then take this write as
+	// activity of the record it holds without reading the record first.
+	// The earlier write may still be queued, or in this same batch ahead
+	// of this one, so a store must not rely on the record being there.
+	Stored bool
 }
 
 // Collect appends every session changed since the last Collect to dst and
@@ -641,8 +648,9 @@ func (t *Tracker) Collect(dst []Change) []Change {
 			if e.flags&fProbation != 0 {
 				continue
 			}
+			stored := e.flags&fStored != 0
 			e.flags |= fStored
-			dst = append(dst, Change{Session: e.session(sh.live.user(slot)), ReqDelta: e.Requests - e.storedReq})
+			dst = append(dst, Change{Session: e.session(sh.live.user(slot)), ReqDelta: e.Requests - e.storedReq, Stored: stored})
 			e.storedReq = e.Requests
 		}
 		clear(sh.dirty)

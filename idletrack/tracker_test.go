@@ -346,8 +346,16 @@ func TestUnknownValueIsAdoptedOnProbation(t *testing.T) {
 	if tr.Established() != 1 {
 		t.Fatal("second request must promote")
 	}
-	if got := tr.Collect(nil); len(got) != 1 {
+	got := tr.Collect(nil)
+	if len(got) != 1 {
 		t.Fatal("promoted session must be persisted")
+	}
+	if got[0].Stored {
+		t.Fatal("a promoted session's first write creates its record: it must not be marked as stored")
+	}
+	tr.Request(id, c.now()+1, true)
+	if got := tr.Collect(nil); len(got) != 1 || !got[0].Stored {
+		t.Fatalf("after its first write a session is stored: %+v", got)
 	}
 }
 
@@ -456,8 +464,8 @@ func TestCollectReturnsChangesOnce(t *testing.T) {
 	tr.Request(id, c.now()+1, true)
 	tr.Request(id, c.now()+2, true)
 	got := tr.Collect(nil)
-	if len(got) != 1 || got[0].Session.LastActivity != c.now()+2 || got[0].ReqDelta != 2 {
-		t.Fatalf("want one change with the last activity and 2 requests: %+v", got)
+	if len(got) != 1 || got[0].Session.LastActivity != c.now()+2 || got[0].ReqDelta != 2 || !got[0].Stored {
+		t.Fatalf("want one change of a stored session with the last activity and 2 requests: %+v", got)
 	}
 	if got := tr.Collect(nil); len(got) != 0 {
 		t.Fatal("a change is collected once")

@@ -278,14 +278,15 @@ func benchFlushDirty(b *testing.B, cache string, n, dirty int) {
 // appendDirty appends to w the activity-only writes of the flush's dirty
 // sessions: the next dirty of order (from next, wrapping), each one more
 // request and a later last activity than the flush before, as the engine
-// writes them. It returns where the next flush goes on.
+// writes them (sessions it loaded from the store: Stored). It returns
+// where the next flush goes on.
 func appendDirty(w *storage.Batch, zone string, ids []idletrack.ID, users []string, order []int, next, dirty int, at int64) int {
 	n := len(order)
 	for range dirty {
 		k := order[next%n]
 		next++
 		s := idletrack.Session{ID: ids[k], User: users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
-		w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: zone, Change: idletrack.Change{Session: s, ReqDelta: 1}, ActivityOnly: true})
+		w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: zone, Change: idletrack.Change{Session: s, ReqDelta: 1, Stored: true}, ActivityOnly: true})
 	}
 	return next
 }

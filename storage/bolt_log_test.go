@@ -505,3 +505,117 @@ func TestBoltLoggedIdentityDecidesWithoutTheRecord(t *testing.T) {
 		})
 	}
 }
+
+// stored is the flush's write of sessions the store was given before
+// (idletrack.Change.Stored): logged without a read of the record.
+func stored(ss ...idletrack.Session) *storage.Batch {
+	b := lactivity(ss...)
+	for i := range b.Sessions {
+		b.Sessions[i].Stored = true
+	}
+	return b
+}
+
+// A flush logs the activity of a session it was told is stored without
+// reading the record; the activity must apply to that record only: not to
+// a record of the same ID with another start, login or user, and not to a
+// record written later under the ID. Reads, the replay at open and the
+// fold must all agree.
+func TestBoltStoredActivityAppliesOnlyToItsRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	mine := lsession(1)
+	lapply(t, st, lactivity(mine))
+	other := lsession(2)
+	lapply(t, st, lactivity(other))
+
+	// 1: the same record: its activity applies.
+	active := mine
+	active.LastActivity, active.Requests = lat(time.Minute), 7
+	// 2: the record of ID 2 has another user: it stays as written.
+	stale := other
+	stale.User, stale.LastActivity, stale.Requests = "99", lat(time.Hour), 500
+	// 3: no record of ID 3 yet; the one written after starts afresh.
+	early := lsession(3)
+	early.LastActivity, early.Requests = lat(2*time.Hour), 900
+	lapply(t, st, stored(active, stale, early))
+	if _, found := storage.RawSession(st, "z", lid(3)); found {
+		t.Fatal("a stored write created a record")
+	}
+	later := lsession(3)
+	later.StartedAt, later.LastActivity = lat(time.Minute), lat(time.Minute)
+	lapply(t, st, &storage.Batch{Sessions: []storage.SessionWrite{{Zone: "z", Change: idletrack.Change{Session: later}}}})
+
+	want := map[idletrack.ID]idletrack.Session{mine.ID: active, other.ID: other, later.ID: later}
+	check := func(when string) {
+		t.Helper()
+		for id, w := range want {
+			if got := lookupSession(t, st, id); got != w {
+				t.Errorf("%s: Lookup %s: %+v, want %+v", when, id[8:], got, w)
+			}
+		}
+		if got := loadAll(t, st); len(got) != len(want) {
+			t.Errorf("%s: Load: %d sessions, want %d", when, len(got), len(want))
+		} else {
+			for id, w := range want {
+				if got[id] != w {
+					t.Errorf("%s: Load %s: %+v, want %+v", when, id[8:], got[id], w)
+				}
+			}
+		}
+	}
+	check("logged")
+	st = reopen(t, st, path)
+	check("after reopen")
+	// Stored activity of ID 2 under its real identity applies again.
+	again := other
+	again.LastActivity, again.Requests = lat(3*time.Minute), 3
+	lapply(t, st, stored(again))
+	want[other.ID] = again
+	check("logged under the record's identity")
+	if err := storage.Fold(st); err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		if raw, _ := storage.RawSession(st, "z", id); raw != w {
+			t.Errorf("after a fold: record %s: %+v, want %+v", id[8:], raw, w)
+		}
+	}
+	st = reopen(t, st, path)
+	check("folded and reopened")
+}
+
+// A file written before the log held identities has values of 28-byte
+// entries; they are read back and apply to the record they meet, and the
+// activity logged after them merges with them.
+func TestBoltReadsTheLogOfAnOlderFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	s := lsession(1)
+	lapply(t, st, lactivity(s))
+	if err := storage.PutLogValueV1(st, "z", s.ID, lat(time.Hour), 40); err != nil {
+		t.Fatal(err)
+	}
+	st = reopen(t, st, path)
+	want := s
+	want.LastActivity, want.Requests = lat(time.Hour), 40
+	if got := lookupSession(t, st, s.ID); got != want {
+		t.Fatalf("older log value: %+v, want %+v", got, want)
+	}
+	next := s
+	next.LastActivity, next.Requests = lat(2*time.Hour), 45
+	lapply(t, st, stored(next))
+	want = next
+	for _, when := range []string{"logged", "reopened"} {
+		if got := lookupSession(t, st, s.ID); got != want {
+			t.Fatalf("%s: %+v, want %+v", when, got, want)
+		}
+		st = reopen(t, st, path)
+	}
+	if err := storage.Fold(st); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := storage.RawSession(st, "z", s.ID); raw != want {
+		t.Fatalf("after a fold: %+v, want %+v", raw, want)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"slices"
 	"time"
@@ -19,18 +18,30 @@ import (
 // session; the fold later writes each logged session's record once, in ID
 // order. See the comment on Bolt for the layout.
 //
-// A log value is a run of 28-byte entries: ID(16) ++ BE(last activity)(8)
-// ++ BE(requests)(4). An entry raises the record's last activity and
-// request count to at least its own (max). An entry whose last activity is
-// math.MinInt64 is a reset: entries for the ID before it no longer apply
-// (the record was rewritten with them merged in, or deleted). Entries are
-// replayed in key order, so the log's state at any commit is exactly what
-// the in-memory index held after that commit.
+// A log value is the byte logTag and a run of 36-byte entries: ID(16) ++
+// BE(last activity)(8) ++ BE(requests)(4) ++ BE(identity)(8). An entry
+// raises the last activity and request count of the ID's record to at least
+// its own (max), if the record has the entry's identity (see identity): a
+// flush logs the activity of a session the store was given before without
+// reading its record (idletrack.Change.Stored), so an entry can meet a
+// record it does not belong to (not written yet, or rewritten since), and
+// then it does nothing. An entry whose last activity is math.MinInt64 is a
+// reset: entries for the ID before it no longer apply (the record was
+// rewritten with them merged in, or deleted). Entries are replayed in key
+// order, so the log's state at any commit is exactly what the in-memory
+// index held after that commit.
+//
+// Files written before the identity have values of 28-byte entries (no
+// tag, no identity; a value of n of them is 28n bytes, never 36m+1). Such
+// an entry was logged only after its record was read and matched, so it
+// applies to the record it meets.
 
 const (
-	logEntry  = 16 + 8 + 4
-	logReset  = math.MinInt64
-	foldChunk = 8192 // sessions written per fold transaction
+	logEntry   = 16 + 8 + 4 + 8
+	logEntryV1 = 16 + 8 + 4
+	logTag     = 2
+	logReset   = math.MinInt64
+	foldChunk  = 8192 // sessions written per fold transaction
 )
 
 var bLog = []byte("l")
@@ -39,30 +50,50 @@ var bLog = []byte("l")
 type logEnt struct {
 	last int64
 	req  uint32
-	// ident is, in memory only, the identity (see identity) of the record
-	// that this activity was logged against, or 0 when it is not known (the
-	// entry was replayed from the file at open). Every rewrite or delete of
-	// the record resets the entry, so while it stands with a known ident the
-	// record still has that identity: a flush whose session has the same
-	// identity can log its activity without reading the record.
+	// ident is the identity (see identity) of the record this activity
+	// belongs to, or 0 for an entry of an older file, which belongs to the
+	// record it meets. Every rewrite or delete of the record resets the
+	// entry, so a flush whose session has the entry's identity can log its
+	// activity without reading the record.
 	ident uint64
 }
 
-// identSeed keys identity; identities never leave the process.
-var identSeed = maphash.MakeSeed()
-
 // identity fingerprints what a record's activity may not change: its start,
-// login and user. It is never 0.
+// login and user (FNV-1a, 64 bits; it is stored in the log, so it must not
+// depend on the process). It is never 0.
 func identity(s idletrack.Session) uint64 {
-	return maphash.Comparable(identSeed, struct {
-		start, login int64
-		user         string
-	}{s.StartedAt, s.LoginAt, s.User}) | 1
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for _, v := range [2]uint64{uint64(s.StartedAt), uint64(s.LoginAt)} {
+		for range 8 {
+			h = (h ^ v&0xff) * prime
+			v >>= 8
+		}
+	}
+	for i := 0; i < len(s.User); i++ {
+		h = (h ^ uint64(s.User[i])) * prime
+	}
+	return h | 1
 }
 
+// belongs reports whether e is activity of the record s.
+func (e logEnt) belongs(s idletrack.Session) bool { return e.ident == 0 || e.ident == identity(s) }
+
+// apply merges e into s if it belongs to it.
 func (e logEnt) apply(s *idletrack.Session) {
-	s.LastActivity = max(s.LastActivity, e.last)
-	s.Requests = max(s.Requests, e.req)
+	if e.belongs(*s) {
+		s.LastActivity = max(s.LastActivity, e.last)
+		s.Requests = max(s.Requests, e.req)
+	}
+}
+
+// then returns the entry that stands once n is logged after e: n raised
+// to e where both are of the same record, else n.
+func (e logEnt) then(n logEnt) logEnt {
+	if e.ident == 0 || e.ident == n.ident {
+		n.last, n.req = max(e.last, n.last), max(e.req, n.req)
+	}
+	return n
 }
 
 // zoneLog is the in-memory state of one zone's log.
@@ -103,18 +134,41 @@ func defaultLogLimits() logLimits {
 	return logLimits{foldIndex: 256 << 10, foldValues: 1800, foldBytes: 16 << 20, capIndex: 512 << 10, background: true}
 }
 
-func appendLogEntry(b []byte, id idletrack.ID, last int64, req uint32) []byte {
+// appendLogEntry appends an entry to the log value b (starting it with
+// its tag if it is empty).
+func appendLogEntry(b []byte, id idletrack.ID, last int64, req uint32, ident uint64) []byte {
+	if len(b) == 0 {
+		b = append(b, logTag)
+	}
 	b = append(b, id[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(last))
-	return binary.BigEndian.AppendUint32(b, req)
+	b = binary.BigEndian.AppendUint32(b, req)
+	return binary.BigEndian.AppendUint64(b, ident)
+}
+
+// logEntries returns the number of entries in a log value, or -1 if it is
+// not one.
+func logEntries(v []byte) int {
+	switch {
+	case len(v)%logEntryV1 == 0:
+		return len(v) / logEntryV1
+	case len(v)%logEntry == 1 && v[0] == logTag:
+		return len(v) / logEntry
+	}
+	return -1
 }
 
 // replay applies one log value to idx.
 func replay(idx map[idletrack.ID]logEnt, v []byte) error {
-	if len(v)%logEntry != 0 {
+	n := logEntries(v)
+	if n < 0 {
 		return fmt.Errorf("activity log value of %d bytes: bad encoding", len(v))
 	}
-	for ; len(v) > 0; v = v[logEntry:] {
+	size := logEntryV1
+	if len(v)%logEntryV1 != 0 {
+		size, v = logEntry, v[1:]
+	}
+	for ; len(v) > 0; v = v[size:] {
 		var id idletrack.ID
 		copy(id[:], v)
 		last := int64(binary.BigEndian.Uint64(v[16:]))
@@ -122,8 +176,14 @@ func replay(idx map[idletrack.ID]logEnt, v []byte) error {
 			delete(idx, id)
 			continue
 		}
-		e := idx[id]
-		idx[id] = logEnt{last: max(e.last, last), req: max(e.req, binary.BigEndian.Uint32(v[24:]))}
+		n := logEnt{last: last, req: binary.BigEndian.Uint32(v[24:])}
+		if size == logEntry {
+			n.ident = binary.BigEndian.Uint64(v[28:])
+		}
+		if e, ok := idx[id]; ok {
+			n = e.then(n)
+		}
+		idx[id] = n
 	}
 	return nil
 }
@@ -146,7 +206,7 @@ func (s *Bolt) loadLogs() error {
 					return fmt.Errorf("activity log: bad key")
 				}
 				zl.values++
-				zl.entries += len(v) / logEntry
+				zl.entries += max(logEntries(v), 0)
 				zl.seq = binary.BigEndian.Uint64(k)
 				return replay(zl.idx, v)
 			}); err != nil {
@@ -252,14 +312,14 @@ func (l *wlog) logged(id idletrack.ID) (logEnt, bool) {
 
 // logActivity appends activity of id to the zone's log value. e is id's
 // logged activity as logged just returned it (the zero logEnt when there
-// is none); ident is the identity of the record it was checked against.
+// is none); ident is the identity of the record it belongs to.
 func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, req uint32, ident uint64) {
 	l := w.zone(zone)
-	l.over[id] = ovEnt{logEnt: logEnt{last: max(e.last, last), req: max(e.req, req), ident: ident}}
-	if l.val == nil || cap(l.val) < w.hint*logEntry && len(l.val) == 0 {
-		l.val = make([]byte, 0, max(w.hint, 1)*logEntry)
+	l.over[id] = ovEnt{logEnt: e.then(logEnt{last: last, req: req, ident: ident})}
+	if l.val == nil || cap(l.val) < 1+w.hint*logEntry && len(l.val) == 0 {
+		l.val = make([]byte, 0, 1+max(w.hint, 1)*logEntry)
 	}
-	l.val = appendLogEntry(l.val, id, last, req)
+	l.val = appendLogEntry(l.val, id, last, req, ident)
 }
 
 // reset drops id's logged activity: its record was just rewritten with the
@@ -270,7 +330,7 @@ func (w *wtx) reset(zone string, id idletrack.ID) {
 		return
 	}
 	l.over[id] = ovEnt{reset: true}
-	l.val = appendLogEntry(l.val, id, logReset, 0)
+	l.val = appendLogEntry(l.val, id, logReset, 0, 0)
 }
 
 // indexFull reports whether zone's index may not grow.
@@ -377,7 +437,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		}
 		if len(l.val) > 0 {
 			zl.values++
-			zl.entries += len(l.val) / logEntry
+			zl.entries += logEntries(l.val)
 			zl.seq = l.seq
 		}
 	}
@@ -527,7 +587,7 @@ func (s *Bolt) foldZone(zone string) error {
 				if err != nil {
 					return err
 				}
-				if found {
+				if found && e.belongs(r.Session) {
 					e.apply(&r.Session)
 					if err := z.s.Put(key, encodeRecord(r)); err != nil {
 						return err
@@ -550,7 +610,7 @@ func (s *Bolt) foldZone(zone string) error {
 			clean := true
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				n.values++
-				n.entries += len(v) / logEntry
+				n.entries += max(logEntries(v), 0)
 				clean = clean && own[binary.BigEndian.Uint64(k)]
 			}
 			l := w.zone(zone)

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"encoding/binary"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idlegate/idlegate/idletrack"
@@ -70,5 +72,25 @@ func PutRawRecord(s *Bolt, zone string, id idletrack.ID, raw []byte) error {
 			return err
 		}
 		return z.s.Put(id[:], raw)
+	})
+}
+
+// PutLogValueV1 appends to zone's log a value as files written before the
+// log held identities have them: 28-byte entries of ID, last activity and
+// requests. The store must be reopened to see it.
+func PutLogValueV1(s *Bolt, zone string, id idletrack.ID, last int64, req uint32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		z, err := ensureZone(tx, zone)
+		if err != nil {
+			return err
+		}
+		seq, err := z.l.NextSequence()
+		if err != nil {
+			return err
+		}
+		v := append(id[:len(id):len(id)], make([]byte, 12)...)
+		binary.BigEndian.PutUint64(v[16:], uint64(last))
+		binary.BigEndian.PutUint32(v[24:], req)
+		return z.l.Put(binary.BigEndian.AppendUint64(nil, seq), v)
 	})
 }
