@@ -59,8 +59,9 @@ type logEnt struct {
 }
 
 // identity fingerprints what a record's activity may not change: its start,
-// login and user (FNV-1a, 64 bits; it is stored in the log, so it must not
-// depend on the process). It is never 0.
+// login and user (FNV-1a, 64 bits). It is stored in the log, so it may
+// depend neither on the process nor on the version: an entry whose
+// identity no longer matches its record is activity lost. It is never 0.
 func identity(s idletrack.Session) uint64 {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
