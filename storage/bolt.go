@@ -136,9 +136,6 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("idlegate store: creating directory for %s: %w", path, err)
 	}
-	if err := checkBoltFile(path); err != nil {
-		return nil, damaged(path, err)
-	}
 	// bbolt may panic on a damaged file; turn that into an error that says
 	// what to do instead of taking Caddy down or silently starting afresh.
 	// A fault reading the mapped file becomes a panic too while opening.
@@ -148,7 +145,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 			s, err = nil, damaged(path, fmt.Errorf("%v", r))
 		}
 	}()
-	if err := checkBoltPages(path); err != nil {
+	if err := checkBoltFile(path); err != nil {
 		return nil, damaged(path, err)
 	}
 	// Pages of 8 KiB (bbolt keeps the page size a file was created with):
@@ -165,7 +162,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	// flush's CPU per dirty session (BenchmarkBoltFlushDirty at 1M, 300
 	// dirty: 18.8 µs → 15.1 µs). bbolt rebuilds it at open by walking the
 	// file instead, the walk the consistency check below makes too;
-	// checkBoltPages above makes sure that walk cannot crash the process.
+	// checkBoltFile above makes sure that walk cannot crash the process.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        o.LockTimeout,
 		FreelistType:   bolt.FreelistMapType,

@@ -163,6 +163,33 @@ func cleanStoreFile(t *testing.T) ([]byte, int) {
 	return clean, page
 }
 
+// openDamaged writes data as a store file and opens it. It reports whether
+// the open refused the file; a refusal must name the file and the recovery
+// step, and a file that opens must read without a panic.
+func openDamaged(t *testing.T, data []byte, what string) (refused bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("%s: a read panicked after a clean open: %v", what, p)
+		}
+	}()
+	st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: time.Second})
+	if err != nil {
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move the file aside") {
+			t.Errorf("%s: error must name the file and the recovery step: %v", what, err)
+		}
+		return true
+	}
+	defer st.Close()
+	st.Load(context.Background(), "z", func(idletrack.Session) {}, func(storage.Alias) {})
+	st.Due(context.Background(), 1<<62, 100, nil)
+	return false
+}
+
 // TestBoltDamagedPageHeaderNeverCrashes damages, on every page of a store
 // in turn, each header field and pointer bbolt trusts: the page's own ID,
 // its type, element count and overflow, a branch's first child (pointed
@@ -196,26 +223,9 @@ func TestBoltDamagedPageHeaderNeverCrashes(t *testing.T) {
 		for name, d := range damage {
 			data := append([]byte(nil), clean...)
 			d(data[pg*page:], uint64(pg))
-			path := filepath.Join(t.TempDir(), "sessions.db")
-			os.WriteFile(path, data, 0o600)
-			func() {
-				defer func() {
-					if p := recover(); p != nil {
-						t.Errorf("page %d, %s: a read panicked after a clean open: %v", pg, name, p)
-					}
-				}()
-				st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: time.Second})
-				if err != nil {
-					if !strings.Contains(err.Error(), "move the file aside") {
-						t.Errorf("page %d, %s: error must name the recovery step: %v", pg, name, err)
-					}
-					refused++
-					return
-				}
-				defer st.Close()
-				st.Load(context.Background(), "z", func(idletrack.Session) {}, func(storage.Alias) {})
-				st.Due(context.Background(), 1<<62, 100, nil)
-			}()
+			if openDamaged(t, data, fmt.Sprintf("page %d, %s", pg, name)) {
+				refused++
+			}
 		}
 	}
 	if refused == 0 {
@@ -234,26 +244,9 @@ func TestBoltDamagedPageIsFoundAtOpen(t *testing.T) {
 		for i := range page {
 			data[pg*page+i] = byte(r.IntN(256))
 		}
-		path := filepath.Join(t.TempDir(), "sessions.db")
-		os.WriteFile(path, data, 0o600)
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					t.Errorf("seed %d, page %d: a read panicked after a clean open: %v", seed, pg, p)
-				}
-			}()
-			st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: time.Second})
-			if err != nil {
-				if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move the file aside") {
-					t.Errorf("seed %d: error must name the file and the recovery step: %v", seed, err)
-				}
-				refused++
-				return
-			}
-			defer st.Close()
-			st.Load(context.Background(), "z", func(idletrack.Session) {}, func(storage.Alias) {})
-			st.Due(context.Background(), 1<<62, 100, nil)
-		}()
+		if openDamaged(t, data, fmt.Sprintf("seed %d, page %d", seed, pg)) {
+			refused++
+		}
 	}
 	if refused == 0 {
 		t.Fatal("no damaged page was found at open")

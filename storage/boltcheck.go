@@ -3,15 +3,30 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
+	"hash/fnv"
 	"os"
+	"syscall"
 )
 
-// checkBoltFile catches a truncated bbolt file before bbolt maps it: reading
-// a mapped page past the end of the file is a SIGBUS, which no recover can
-// catch. bbolt's two meta pages record the page size and the high-water page
-// id; the file must be at least that long. Files that are not bbolt files at
-// all are left to bbolt's own checks.
+// checkBoltFile checks a bbolt file before bbolt maps it, for the damage
+// bbolt cannot survive:
+//
+//   - A truncated file: reading a mapped page past the end of the file is
+//     a SIGBUS. The meta page bbolt will use records the page size and the
+//     high-water page ID; the file must be at least that long.
+//   - A damaged page: bbolt opens with NoFreelistSync (see OpenBolt), so it
+//     rebuilds the freelist at open by a walk of every page that runs in a
+//     goroutine of its own without recover; a damaged page there is a panic
+//     no caller can catch, and a page that points back up the tree a stack
+//     overflow. This walk checks first what that one assumes: that every
+//     page a branch or a bucket points to lies below the high-water mark,
+//     says it is that page, is a branch or leaf page, holds its elements
+//     inside itself, and is reached only once. It reads only headers and
+//     element bounds (no keys or values); keys out of order and the like are
+//     left to bbolt's walk and to tx.Check, which report them as errors.
+//
+// It runs where OpenBolt turns a fault or a panic into the "damaged file"
+// error. Files that are not bbolt files at all are left to bbolt's checks.
 func checkBoltFile(path string) error {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
@@ -25,30 +40,219 @@ func checkBoltFile(path string) error {
 	if err != nil || fi.Size() == 0 {
 		return err
 	}
-	// Page header: id u64, flags u16, count u16, overflow u32 (16 bytes);
-	// then meta: magic u32, version u32, pageSize u32, flags u32,
-	// root (u64, u64), freelist u64, pgid u64, txid u64, checksum u64.
-	const magic = 0xED0CDAED
-	readMeta := func(off int64) (pageSize uint32, pgid, txid uint64, ok bool) {
-		var b [80]byte
-		if _, err := f.ReadAt(b[:], off); err != nil && err != io.EOF {
-			return 0, 0, 0, false
-		}
-		le := binary.LittleEndian
-		if le.Uint32(b[16:]) != magic {
-			return 0, 0, 0, false
-		}
-		return le.Uint32(b[24:]), le.Uint64(b[56:]), le.Uint64(b[64:]), true
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return err
 	}
-	ps, pgid, txid, ok0 := readMeta(0)
-	if !ok0 {
+	defer syscall.Munmap(data)
+	m, ok := pickMeta(data)
+	if !ok {
 		return nil
 	}
-	if ps1, pgid1, txid1, ok1 := readMeta(int64(ps)); ok1 && txid1 > txid && ps1 == ps {
-		pgid = pgid1
+	w := pageWalk{data: data, size: uint64(m.pageSize), hwm: m.pgid, seen: make([]uint64, m.pgid/64+1)}
+	if need := w.hwm * w.size; uint64(len(data)) < need {
+		return fmt.Errorf("the file is truncated: %d bytes, its last transaction needs %d", len(data), need)
 	}
-	if need := int64(pgid) * int64(ps); fi.Size() < need {
-		return fmt.Errorf("the file is truncated: %d bytes, its last transaction needs %d", fi.Size(), need)
+	return w.bucket(m.root, "root")
+}
+
+type boltMeta struct {
+	pageSize   uint32
+	root, pgid uint64
+	txid       uint64
+}
+
+// pickMeta returns the meta page bbolt uses: of the two, the one with the
+// higher transaction ID that is valid (magic, version 2, checksum), else
+// the other one if valid. Page header: id u64, flags u16, count u16,
+// overflow u32 (16 bytes); then meta: magic u32, version u32, pageSize
+// u32, flags u32, root (u64, u64), freelist u64, pgid u64, txid u64,
+// checksum u64 (FNV-1a of the meta before it).
+func pickMeta(data []byte) (boltMeta, bool) {
+	read := func(off int) (boltMeta, bool) {
+		if off < 0 || off+80 > len(data) {
+			return boltMeta{}, false
+		}
+		b := data[off : off+80]
+		le := binary.LittleEndian
+		if le.Uint32(b[16:]) != 0xED0CDAED || le.Uint32(b[20:]) != 2 {
+			return boltMeta{}, false
+		}
+		h := fnv.New64a()
+		h.Write(b[16:72])
+		if h.Sum64() != le.Uint64(b[72:]) {
+			return boltMeta{}, false
+		}
+		m := boltMeta{pageSize: le.Uint32(b[24:]), root: le.Uint64(b[32:]), pgid: le.Uint64(b[56:]), txid: le.Uint64(b[64:])}
+		return m, m.pageSize >= 1024 && m.pageSize <= 1<<20 && m.pgid >= 2
+	}
+	m0, ok0 := read(0)
+	size := 4096
+	if ok0 {
+		size = int(m0.pageSize)
+	}
+	m1, ok1 := read(size)
+	if !ok0 && !ok1 {
+		// Meta 0 may be the damaged one: try meta 1 at the common sizes.
+		for _, s := range []int{1024, 2048, 8192, 16384, 32768, 65536} {
+			if m1, ok1 = read(s); ok1 && int(m1.pageSize) == s {
+				return m1, true
+			}
+		}
+		return boltMeta{}, false
+	}
+	if ok1 && int(m1.pageSize) != size && ok0 {
+		ok1 = false
+	}
+	switch {
+	case ok0 && ok1:
+		if m1.txid > m0.txid {
+			return m1, true
+		}
+		return m0, true
+	case ok0:
+		return m0, true
+	default:
+		return m1, true
+	}
+}
+
+type pageWalk struct {
+	data       []byte
+	size, hwm  uint64
+	seen       []uint64 // pages reached, one bit each
+	inlineSeen int      // inline buckets walked, to bound the recursion
+}
+
+const (
+	pageHeader   = 16
+	elemSize     = 16
+	branchPage   = 0x01
+	leafPage     = 0x02
+	bucketLeaf   = 0x01
+	bucketHeader = 16
+)
+
+func pageErr(id uint64, in, what string, args ...any) error {
+	return fmt.Errorf("page %d (in %s): "+what, append([]any{id, in}, args...)...)
+}
+
+// bucket walks the tree of a bucket whose root page is root (0: inline,
+// already walked by the caller).
+func (w *pageWalk) bucket(root uint64, in string) error {
+	if root == 0 {
+		return nil
+	}
+	return w.page(root, in, 0)
+}
+
+// page checks page id and walks what it points to.
+func (w *pageWalk) page(id uint64, in string, depth int) error {
+	if depth > 64 {
+		return pageErr(id, in, "the tree is deeper than 64 levels")
+	}
+	if id < 2 || id >= w.hwm {
+		return pageErr(id, in, "out of range [2, %d)", w.hwm)
+	}
+	off := id * w.size
+	le := binary.LittleEndian
+	h := w.data[off : off+pageHeader]
+	overflow := uint64(le.Uint32(h[12:]))
+	if id+overflow >= w.hwm {
+		return pageErr(id, in, "%d overflow pages run past the last page %d", overflow, w.hwm-1)
+	}
+	if got := le.Uint64(h); got != id {
+		return pageErr(id, in, "the page says it is page %d", got)
+	}
+	for p := id; p <= id+overflow; p++ {
+		if w.seen[p/64]&(1<<(p%64)) != 0 {
+			return pageErr(p, in, "reached twice")
+		}
+		w.seen[p/64] |= 1 << (p % 64)
+	}
+	pg := w.data[off : off+(overflow+1)*w.size]
+	flags, count := le.Uint16(h[8:]), int(le.Uint16(h[10:]))
+	switch flags {
+	case branchPage:
+		if err := w.elements(pg, count, false, id, in); err != nil {
+			return err
+		}
+		for i := range count {
+			e := pg[pageHeader+i*elemSize:]
+			if err := w.page(le.Uint64(e[8:]), in, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case leafPage:
+		return w.leaf(pg, count, id, in, depth)
+	default:
+		return pageErr(id, in, "neither a branch nor a leaf page (flags %#x)", flags)
+	}
+}
+
+// elements checks that count elements and what they point to lie in pg.
+func (w *pageWalk) elements(pg []byte, count int, leaf bool, id uint64, in string) error {
+	le := binary.LittleEndian
+	if pageHeader+count*elemSize > len(pg) {
+		return pageErr(id, in, "%d elements do not fit in %d bytes", count, len(pg))
+	}
+	for i := range count {
+		at := pageHeader + i*elemSize
+		e := pg[at:]
+		var pos, n uint64
+		if leaf {
+			pos, n = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))+uint64(le.Uint32(e[12:]))
+		} else {
+			pos, n = uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
+		}
+		if uint64(at)+pos+n > uint64(len(pg)) {
+			return pageErr(id, in, "element %d runs past the page", i)
+		}
+	}
+	return nil
+}
+
+// leaf checks a leaf page (or an inline bucket's page, pg being the
+// bucket's value past its header) and walks the buckets it holds.
+func (w *pageWalk) leaf(pg []byte, count int, id uint64, in string, depth int) error {
+	if err := w.elements(pg, count, true, id, in); err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	for i := range count {
+		at := pageHeader + i*elemSize
+		e := pg[at:]
+		if le.Uint32(e)&bucketLeaf == 0 {
+			continue
+		}
+		pos, ks, vs := int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+		key := pg[at+pos : at+pos+ks]
+		v := pg[at+pos+ks : at+pos+ks+vs]
+		if len(v) < bucketHeader {
+			return pageErr(id, in, "bucket %q: a value of %d bytes", key, len(v))
+		}
+		name := fmt.Sprintf("%s/%q", in, key)
+		if root := le.Uint64(v); root != 0 {
+			if err := w.page(root, name, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		// An inline bucket: a leaf page inside the value.
+		ip := v[bucketHeader:]
+		if len(ip) < pageHeader {
+			return pageErr(id, name, "inline bucket of %d bytes", len(ip))
+		}
+		if f := le.Uint16(ip[8:]); f != leafPage {
+			return pageErr(id, name, "inline bucket is not a leaf page (flags %#x)", f)
+		}
+		if w.inlineSeen++; w.inlineSeen > 1<<24 || depth > 64 {
+			return pageErr(id, name, "too many nested inline buckets")
+		}
+		if err := w.leaf(ip, int(le.Uint16(ip[10:])), id, name, depth+1); err != nil {
+			return err
+		}
 	}
 	return nil
 }
