@@ -42,7 +42,9 @@ type observer struct {
 	formUser string   // the user its form names (user_form; "" for none)
 	clears   []string // Set-Cookie lines of a stripped request, put before the upstream's
 	wrote    bool
-	switched bool // 101 Switching Protocols was written (see Hijack)
+	switched bool   // 101 Switching Protocols was written (see Hijack)
+	inflight bool   // the session's requests in flight count this one
+	finish   func() // ends the warning wrapper, if any
 }
 
 // observers are pooled: a ResponseWriter may not be used after ServeHTTP
@@ -56,7 +58,16 @@ func getObserver(h *Handler, now int64) *observer {
 	return o
 }
 
-func putObserver(o *observer) {
+// done undoes what serving the request set up, in the order it was set
+// up backwards, and puts o back. It runs once the request is served, also
+// when a handler after this one panics.
+func (o *observer) done() {
+	if o.finish != nil {
+		o.finish()
+	}
+	if o.inflight {
+		o.h.z.Tracker().InFlight(o.session, -1)
+	}
 	*o = observer{}
 	observers.Put(o)
 }
