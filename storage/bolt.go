@@ -145,7 +145,8 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 			s, err = nil, damaged(path, fmt.Errorf("%v", r))
 		}
 	}()
-	if err := checkBoltFile(path); err != nil {
+	rebuilds, err := checkBoltFile(path)
+	if err != nil {
 		return nil, damaged(path, err)
 	}
 	// Pages of 8 KiB (bbolt keeps the page size a file was created with):
@@ -161,8 +162,10 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	// and every flush's commit sorted and wrote all of them, a fifth of the
 	// flush's CPU per dirty session (BenchmarkBoltFlushDirty at 1M, 300
 	// dirty: 18.8 µs → 15.1 µs). bbolt rebuilds it at open by walking the
-	// file instead, the walk the consistency check below makes too;
-	// checkBoltFile above makes sure that walk cannot crash the process.
+	// file instead: the walk of the consistency check below, which it then
+	// replaces (bbolt panics at the first damage it finds, and the recover
+	// above reports it); checkBoltFile above makes sure that walk cannot
+	// crash the process.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        o.LockTimeout,
 		FreelistType:   bolt.FreelistMapType,
@@ -185,9 +188,11 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 		db.Close()
 		return nil, damaged(path, err)
 	}
-	if err := s.check(); err != nil {
-		db.Close()
-		return nil, damaged(path, err)
+	if !rebuilds { // else bbolt's rebuild of the freelist was the check
+		if err := s.check(); err != nil {
+			db.Close()
+			return nil, damaged(path, err)
+		}
 	}
 	if err := s.loadLogs(); err != nil {
 		db.Close()

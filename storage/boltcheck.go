@@ -27,39 +27,45 @@ import (
 //
 // It runs where OpenBolt turns a fault or a panic into the "damaged file"
 // error. Files that are not bbolt files at all are left to bbolt's checks.
-func checkBoltFile(path string) error {
+// rebuilds reports whether bbolt will rebuild the file's freelist when it
+// opens it (the file records none): its walk is then the consistency
+// check.
+func checkBoltFile(path string) (rebuilds bool, err error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() == 0 {
-		return err
+		return false, err
 	}
 	data, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer syscall.Munmap(data)
 	m, ok := pickMeta(data)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	w := pageWalk{data: data, size: uint64(m.pageSize), hwm: m.pgid, seen: make([]uint64, m.pgid/64+1)}
 	if need := w.hwm * w.size; uint64(len(data)) < need {
-		return fmt.Errorf("the file is truncated: %d bytes, its last transaction needs %d", len(data), need)
+		return false, fmt.Errorf("the file is truncated: %d bytes, its last transaction needs %d", len(data), need)
 	}
-	return w.bucket(m.root, "root")
+	return m.freelist == noFreelist, w.bucket(m.root, "root")
 }
 
+// noFreelist is the freelist page ID of a file that records none.
+const noFreelist = 1<<64 - 1
+
 type boltMeta struct {
-	pageSize   uint32
-	root, pgid uint64
-	txid       uint64
+	pageSize             uint32
+	root, freelist, pgid uint64
+	txid                 uint64
 }
 
 // pickMeta returns the meta page bbolt uses: of the two, the one with the
@@ -83,7 +89,7 @@ func pickMeta(data []byte) (boltMeta, bool) {
 		if h.Sum64() != le.Uint64(b[72:]) {
 			return boltMeta{}, false
 		}
-		m := boltMeta{pageSize: le.Uint32(b[24:]), root: le.Uint64(b[32:]), pgid: le.Uint64(b[56:]), txid: le.Uint64(b[64:])}
+		m := boltMeta{pageSize: le.Uint32(b[24:]), root: le.Uint64(b[32:]), freelist: le.Uint64(b[48:]), pgid: le.Uint64(b[56:]), txid: le.Uint64(b[64:])}
 		return m, m.pageSize >= 1024 && m.pageSize <= 1<<20 && m.pgid >= 2
 	}
 	m0, ok0 := read(0)
