@@ -325,14 +325,19 @@ type record struct {
 	idx int64
 }
 
-func encodeRecord(r record) []byte {
-	b := make([]byte, 1+8*4+4, 1+8*4+4+len(r.User))
-	b[0] = recVersion
-	binary.BigEndian.PutUint64(b[1:], uint64(r.StartedAt))
-	binary.BigEndian.PutUint64(b[9:], uint64(r.LoginAt))
-	binary.BigEndian.PutUint64(b[17:], uint64(r.LastActivity))
-	binary.BigEndian.PutUint64(b[25:], uint64(r.idx))
-	binary.BigEndian.PutUint32(b[33:], r.Requests)
+// recordSize is an encoded record's size without its user.
+const recordSize = 1 + 8*4 + 4
+
+func encodeRecord(r record) []byte { return appendRecord(make([]byte, 0, recordSize+len(r.User)), r) }
+
+// appendRecord appends r's encoding to b.
+func appendRecord(b []byte, r record) []byte {
+	b = append(b, recVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.StartedAt))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.LoginAt))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.LastActivity))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.idx))
+	b = binary.BigEndian.AppendUint32(b, r.Requests)
 	return append(b, r.User...)
 }
 

@@ -340,9 +340,13 @@ func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, re
 // activity merged in, or deleted.
 func (w *wtx) reset(zone string, id idletrack.ID) {
 	l := w.zone(zone)
-	if _, ok := l.logged(id); !ok {
-		return
+	if _, ok := l.logged(id); ok {
+		l.reset(id)
 	}
+}
+
+// reset drops id's logged activity, which the caller knows is there.
+func (l *wlog) reset(id idletrack.ID) {
 	l.over[id] = ovEnt{reset: true}
 	l.val = appendLogEntry(l.val, id, logReset, 0, 0)
 }
@@ -591,8 +595,12 @@ func (s *Bolt) foldZone(zone string) error {
 			if err != nil {
 				return err
 			}
+			l := w.zone(zone)
+			// The records' new values, one allocation for many: bbolt
+			// keeps what Put is given until the commit.
+			var vals []byte
 			for _, id := range chunk {
-				e, ok := w.logged(zone, id)
+				e, ok := l.logged(id)
 				if !ok {
 					continue // reset since
 				}
@@ -603,11 +611,16 @@ func (s *Bolt) foldZone(zone string) error {
 				}
 				if found && e.belongs(r.Session) {
 					e.merge(&r.Session)
-					if err := z.s.Put(key, encodeRecord(r)); err != nil {
+					if cap(vals)-len(vals) < recordSize+len(r.User) {
+						vals = make([]byte, 0, max(64<<10, recordSize+len(r.User)))
+					}
+					at := len(vals)
+					vals = appendRecord(vals, r)
+					if err := z.s.Put(key, vals[at:len(vals):len(vals)]); err != nil {
 						return err
 					}
 				}
-				w.reset(zone, id)
+				l.reset(id)
 			}
 			if !last {
 				return nil
@@ -627,7 +640,6 @@ func (s *Bolt) foldZone(zone string) error {
 				n.entries += max(logEntries(v), 0)
 				clean = clean && own[binary.BigEndian.Uint64(k)]
 			}
-			l := w.zone(zone)
 			if clean {
 				for k, _ := c.First(); k != nil; k, _ = c.First() {
 					if err := c.Delete(); err != nil {
