@@ -132,10 +132,6 @@ func TestBoltReadOnlyFileGivesClearError(t *testing.T) {
 	}
 }
 
-// A file whose meta pages are fine but one of its other pages is damaged
-// (a bad disk block, a torn copy) must not open and then panic when a read
-// reaches the page: every damaged page is found at open, with the same
-// clear error, or is a free page that nothing reads.
 // cleanStoreFile returns the bytes of a closed store of 2000 sessions in
 // zone "z" (a few branch pages, many leaves) and its page size.
 func cleanStoreFile(t *testing.T) ([]byte, int) {
@@ -234,6 +230,10 @@ func TestBoltDamagedPageHeaderNeverCrashes(t *testing.T) {
 	t.Logf("%d damaged headers refused at open", refused)
 }
 
+// A file whose meta pages are fine but one of its other pages is damaged
+// (a bad disk block, a torn copy) must not open and then panic when a read
+// reaches the page: every damaged page is found at open, with the same
+// clear error, or is a free page that nothing reads.
 func TestBoltDamagedPageIsFoundAtOpen(t *testing.T) {
 	clean, page := cleanStoreFile(t)
 	refused := 0

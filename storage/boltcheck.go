@@ -92,23 +92,19 @@ func pickMeta(data []byte) (boltMeta, bool) {
 		m := boltMeta{pageSize: le.Uint32(b[24:]), root: le.Uint64(b[32:]), freelist: le.Uint64(b[48:]), pgid: le.Uint64(b[56:]), txid: le.Uint64(b[64:])}
 		return m, m.pageSize >= 1024 && m.pageSize <= 1<<20 && m.pgid >= 2
 	}
+	// Meta 1 is the second page: at meta 0's page size, or, if meta 0 is
+	// the damaged one, at whichever common size holds a meta saying so.
 	m0, ok0 := read(0)
-	size := 4096
-	if ok0 {
-		size = int(m0.pageSize)
-	}
-	m1, ok1 := read(size)
-	if !ok0 && !ok1 {
-		// Meta 0 may be the damaged one: try meta 1 at the common sizes.
-		for _, s := range []int{1024, 2048, 8192, 16384, 32768, 65536} {
-			if m1, ok1 = read(s); ok1 && int(m1.pageSize) == s {
-				return m1, true
-			}
+	var m1 boltMeta
+	ok1 := false
+	for _, size := range []uint32{4096, 8192, 1024, 2048, 16384, 32768, 65536} {
+		if ok0 && size != m0.pageSize {
+			continue
 		}
-		return boltMeta{}, false
-	}
-	if ok1 && int(m1.pageSize) != size && ok0 {
-		ok1 = false
+		if m, ok := read(int(size)); ok && m.pageSize == size {
+			m1, ok1 = m, true
+			break
+		}
 	}
 	switch {
 	case ok0 && ok1:
@@ -119,15 +115,14 @@ func pickMeta(data []byte) (boltMeta, bool) {
 	case ok0:
 		return m0, true
 	default:
-		return m1, true
+		return m1, ok1
 	}
 }
 
 type pageWalk struct {
-	data       []byte
-	size, hwm  uint64
-	seen       []uint64 // pages reached, one bit each
-	inlineSeen int      // inline buckets walked, to bound the recursion
+	data      []byte
+	size, hwm uint64
+	seen      []uint64 // pages reached, one bit each
 }
 
 const (
@@ -253,8 +248,8 @@ func (w *pageWalk) leaf(pg []byte, count int, id uint64, in string, depth int) e
 		if f := le.Uint16(ip[8:]); f != leafPage {
 			return pageErr(id, name, "inline bucket is not a leaf page (flags %#x)", f)
 		}
-		if w.inlineSeen++; w.inlineSeen > 1<<24 || depth > 64 {
-			return pageErr(id, name, "too many nested inline buckets")
+		if depth > 64 { // each nested one lies in its parent's value: it ends
+			return pageErr(id, name, "inline buckets nested deeper than 64 levels")
 		}
 		if err := w.leaf(ip, int(le.Uint16(ip[10:])), id, name, depth+1); err != nil {
 			return err
