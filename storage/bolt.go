@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -34,7 +33,7 @@ import (
 //	d  idle index    BE(last activity when indexed) ++ ID -> nil
 //	b  abs index     BE(start) ++ ID -> nil
 //	f  forget index  BE(forget-at) ++ kind ++ ID -> nil
-//	l  activity log  BE(sequence) ++ -> packed ID ++ BE(last activity) ++ BE(requests)
+//	l  activity log  BE(sequence) -> entries of ID, last activity, requests, identity (boltlog.go)
 //
 // Index keys start with big-endian Unix nanoseconds, so a cursor walks them
 // in time order and a sweep or purge reads only what is due. The idle index
@@ -45,7 +44,7 @@ import (
 // Activity log. A write that only advances the activity of a stored session
 // (same start, login and user; last activity and requests no lower) does not
 // rewrite its record: each Apply appends one value per zone to "l", holding
-// all such sessions as 28-byte entries, so the 1 s flush writes a few
+// all such sessions as 36-byte entries, so the 1 s flush writes a few
 // sequential pages instead of one scattered leaf page per session. An entry
 // whose last activity is math.MinInt64 resets the ID: earlier entries no
 // longer apply, because its record was rewritten with them merged in or was
@@ -56,9 +55,10 @@ import (
 // requests). The Bolt keeps that replay in memory per zone (an index of the
 // unfolded sessions, rebuilt from the log at open), so reads cost one map
 // lookup more. When a zone's index or log grows past its bounds (see
-// logLimits) a background fold writes each logged session's record once, in
-// ID order, in transactions of foldChunk sessions, then deletes the folded
-// values. A file without "l" (written before the log) opens as is; the
+// logLimits) a background fold writes the records of the logged sessions of
+// one 16th of the ID space once each, in ID order, in transactions of
+// foldChunk sessions, and logs a marker that drops them from the log; a
+// value goes once every 16th is folded after it. A file without "l" (written before the log) opens as is; the
 // bucket is created on the first write to the zone.
 //
 // The outbox is bucket "outbox" (BE(next attempt) ++ event ID -> event),
@@ -89,6 +89,9 @@ type Bolt struct {
 	stop     chan struct{}
 	foldDone chan struct{}
 	foldErr  func(error)
+	// foldBegun, if set, runs once a fold has taken its snapshot of the
+	// index, before its first chunk (tests: a flush in between).
+	foldBegun func()
 }
 
 // BoltOptions tune OpenBolt.
@@ -477,10 +480,10 @@ func (s *Bolt) Sessions(_ context.Context, zone string) (n int, err error) {
 
 // Load implements Store. Sessions come with their logged activity merged.
 func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), alias func(Alias)) error {
-	var logged map[idletrack.ID]logEnt
+	var logged logIndex
 	tx, err := s.view(func(logs map[string]*zoneLog) {
-		if zl := logs[zone]; zl != nil && len(zl.idx) > 0 {
-			logged = maps.Clone(zl.idx)
+		if zl := logs[zone]; zl != nil && zl.idx.len() > 0 {
+			logged = zl.idx.clone()
 		}
 	})
 	if err != nil {
@@ -497,7 +500,7 @@ func (s *Bolt) Load(_ context.Context, zone string, fn func(idletrack.Session), 
 			if err != nil {
 				return err
 			}
-			if e, ok := logged[r.ID]; ok {
+			if e, ok := logged.get(r.ID); ok {
 				e.apply(&r.Session)
 			}
 			fn(r.Session)
@@ -542,7 +545,7 @@ func (s *Bolt) Lookup(_ context.Context, zone string, id idletrack.ID) (rec Reco
 	var logged bool
 	tx, err := s.view(func(logs map[string]*zoneLog) {
 		if zl := logs[zone]; zl != nil {
-			e, logged = zl.idx[id]
+			e, logged = zl.idx.get(id)
 		}
 	})
 	if err != nil {

@@ -104,7 +104,7 @@ func benchFlush(b *testing.B, mode string) {
 			b.Fatal(err)
 		}
 		if mode == "log+fold" && storage.FoldDue(st) {
-			if err := storage.Fold(st); err != nil {
+			if err := storage.FoldDueParts(st); err != nil {
 				b.Fatal(err)
 			}
 			folds++

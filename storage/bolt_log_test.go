@@ -2,8 +2,10 @@ package storage_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -618,4 +620,129 @@ func TestBoltReadsTheLogOfAnOlderFile(t *testing.T) {
 	if raw, _ := storage.RawSession(st, "z", s.ID); raw != want {
 		t.Fatalf("after a fold: %+v, want %+v", raw, want)
 	}
+}
+
+// hid is an ID spread over the ID space as the HMACs of cookie values are
+// (lid's all share a first byte, so all fall in one range of a fold).
+func hid(n int) idletrack.ID {
+	sum := sha256.Sum256([]byte(strconv.Itoa(n)))
+	return idletrack.ID(sum[:16])
+}
+
+// A fold due to a full index folds one range of the ID space: it writes
+// those records, drops only their entries from the index and logs a marker
+// that drops them again at replay, while the values stay until every range
+// is folded; the activity logged after the fold began stays logged. After
+// a fold of every range the log is empty. A crash at any step replays to
+// the index the store held.
+func TestBoltRangeFoldsDropOnlyWhatTheyFolded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	st := logStore(t, path)
+	storage.SetLogLimits(st, 1, 1<<30, 1<<30, false) // a range fold whenever the index holds a session
+	const n = 3000
+	want := make(map[idletrack.ID]idletrack.Session, n)
+	stored := make(map[idletrack.ID]idletrack.Session, n)
+	var b storage.Batch
+	var ss []idletrack.Session
+	for i := range n {
+		s := lsession(i)
+		s.ID = hid(i)
+		stored[s.ID] = s
+		b.Sessions = append(b.Sessions, storage.SessionWrite{Zone: "z", Change: idletrack.Change{Session: s}})
+		s.LastActivity, s.Requests = lat(time.Minute), 5
+		want[s.ID] = s
+		ss = append(ss, s)
+	}
+	lapply(t, st, &b)
+	lapply(t, st, lactivity(ss...))
+	check := func(what string, wantIndex int) {
+		t.Helper()
+		if idx, _ := storage.LogState(st, "z"); idx != wantIndex {
+			t.Fatalf("%s: index holds %d sessions, want %d", what, idx, wantIndex)
+		}
+		for id, s := range want {
+			if got := lookupSession(t, st, id); got != s {
+				t.Fatalf("%s: %+v, want %+v", what, got, s)
+			}
+		}
+	}
+	check("logged", n)
+	folded := map[int]bool{}
+	index := n
+	for step := 0; len(folded) < 16; step++ {
+		before := storage.LogParts(st, "z")
+		var again []idletrack.Session
+		if step == 0 {
+			// A flush between the fold's snapshot and its write, of
+			// sessions of every range: those of the range folded stay in
+			// the index (the fold did not begin after their activity),
+			// and the fold writes their newest activity.
+			storage.OnFoldBegun(st, func() {
+				next := map[int]int{}
+				for id, s := range want {
+					if p := int(id[0] >> 4); next[p] < 5 {
+						next[p]++
+						s.LastActivity, s.Requests = lat(2*time.Minute), 6
+						want[id] = s
+						again = append(again, s)
+					}
+				}
+				lapply(t, st, lactivity(again...))
+			})
+		}
+		if ok, err := storage.FoldStep(st); err != nil || !ok {
+			t.Fatalf("step %d: fold %v %v", step, ok, err)
+		}
+		storage.OnFoldBegun(st, nil)
+		after := storage.LogParts(st, "z")
+		part := -1
+		for p := range after {
+			switch {
+			case after[p] == before[p]:
+			case part < 0 && before[p] > 5 && after[p] == len(again)/16:
+				part = p
+			default:
+				t.Fatalf("step %d: range %d held %d sessions, now %d; more than one range folded", step, p, before[p], after[p])
+			}
+		}
+		if part < 0 || folded[part] {
+			t.Fatalf("step %d: folded range %d (%v before, %v after)", step, part, before, after)
+		}
+		folded[part] = true
+		index -= before[part] - after[part]
+		for id, s := range want {
+			if int(id[0]>>4) == part {
+				stored[id] = s
+			}
+			if raw, _ := storage.RawSession(st, "z", id); raw != stored[id] {
+				t.Fatalf("step %d: record %+v of a session in range %d, want %+v (ranges folded: %v)", step, raw, id[0]>>4, stored[id], folded)
+			}
+		}
+		check(fmt.Sprintf("step %d", step), index)
+		if vals := storage.LogValues(st, "z"); len(folded) < 16 && vals < 2 {
+			t.Fatalf("step %d: %d values on disk: the activity of ranges not folded went", step, vals)
+		}
+		st = reopen(t, st, path)
+		storage.SetLogLimits(st, 1, 1<<30, 1<<30, false)
+		check(fmt.Sprintf("step %d, reopened", step), index)
+	}
+	// The reopen forgot which ranges were clean: one more cycle empties
+	// the log of the activity logged at step 0.
+	for {
+		if ok, err := storage.FoldStep(st); err != nil {
+			t.Fatal(err)
+		} else if !ok {
+			break
+		}
+	}
+	if idx, vals := storage.LogState(st, "z"); idx != 0 || vals != 0 || storage.LogValues(st, "z") != 0 {
+		t.Fatalf("after every range: index %d, values %d (%d on disk), want an empty log", idx, vals, storage.LogValues(st, "z"))
+	}
+	for id, s := range want {
+		if raw, _ := storage.RawSession(st, "z", id); raw != s {
+			t.Fatalf("after every range: record %+v, want %+v", raw, s)
+		}
+	}
+	st = reopen(t, st, path)
+	check("folded, reopened", 0)
 }

@@ -23,6 +23,33 @@ func SetLogLimits(s *Bolt, foldIndex, foldValues, capIndex int, background bool)
 // Fold folds every zone's activity log now.
 func Fold(s *Bolt) error { return s.fold() }
 
+// FoldDueParts folds as the background fold does once triggered: a range
+// at a time while a fold is due.
+func FoldDueParts(s *Bolt) error { return s.foldDueParts() }
+
+// FoldStep folds the one range the background fold would fold next, if a
+// fold is due, and reports whether one was.
+func FoldStep(s *Bolt) (bool, error) { return s.foldStep() }
+
+// LogParts returns how many sessions zone's index holds in each range of
+// the ID space a fold folds one at a time.
+func LogParts(s *Bolt, zone string) []int {
+	s.imu.RLock()
+	defer s.imu.RUnlock()
+	if zl := s.logs[zone]; zl != nil {
+		n := make([]int, foldParts)
+		for p, m := range zl.idx {
+			n[p] = len(m)
+		}
+		return n
+	}
+	return nil
+}
+
+// OnFoldBegun sets what runs once a fold has taken its snapshot of the
+// index, before it writes anything (nil: nothing).
+func OnFoldBegun(s *Bolt, fn func()) { s.foldBegun = fn }
+
 // FoldDue reports whether a fold is due.
 func FoldDue(s *Bolt) bool { return s.foldDue() }
 
@@ -32,7 +59,7 @@ func LogState(s *Bolt, zone string) (indexed, values int) {
 	s.imu.RLock()
 	defer s.imu.RUnlock()
 	if zl := s.logs[zone]; zl != nil {
-		return len(zl.idx), zl.values
+		return zl.idx.len(), zl.values
 	}
 	return 0, 0
 }
