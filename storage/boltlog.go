@@ -220,8 +220,9 @@ type logLimits struct {
 // dirty, CPU per dirty session, freelist not written: 15.1 µs → 8.8 µs).
 // It takes the time bound as well: at 300 dirty sessions a second, 600
 // values folded at 180k sessions. The index then holds up to 256k
-// sessions, about 13 MB; it holds only sessions active since the last
-// fold, so a small zone never gets near it. The byte bound (16 MiB of
+// sessions, 12-21 MB (47-80 bytes each as the maps grow); it holds only
+// sessions active since their range was folded, so a small zone never gets
+// near it. The byte bound (16 MiB of
 // entries) bounds the log in the file and its replay at open.
 //
 // A full index folds one range of the ID space, the one holding most
@@ -816,6 +817,13 @@ func (s *Bolt) foldZone(zone string, part int) error {
 		s.foldBegun()
 	}
 	slices.SortFunc(ids, func(a, b idletrack.ID) int { return bytes.Compare(a[:], b[:]) })
+	// The chunks' new record values and their writes. bbolt keeps what
+	// Put is given until the commit, and no longer: each chunk reuses
+	// what the last one held.
+	var (
+		vals []byte
+		puts []foldPut
+	)
 	for {
 		select {
 		case <-s.stop:
@@ -833,14 +841,11 @@ func (s *Bolt) foldZone(zone string, part int) error {
 			l := w.zone(zone)
 			// The chunk's records are read in key order with one cursor,
 			// then written: bbolt's cursor may not move across a Put.
-			// Their new values share one allocation: bbolt keeps what Put
-			// is given until the commit.
 			var (
-				vals    []byte
-				puts    []foldPut
 				dropped [foldParts]int
 				k, v    []byte
 			)
+			vals, puts = vals[:0], puts[:0]
 			c := z.s.Cursor()
 			for _, id := range chunk {
 				e, ok := l.idx.get(id) // the fold is the transaction's only writer
@@ -854,7 +859,9 @@ func (s *Bolt) foldZone(zone string, part int) error {
 					}
 					if e.ident == 0 || e.ident == identityOf(int64(binary.BigEndian.Uint64(v[1:])), int64(binary.BigEndian.Uint64(v[9:])), v[recordSize:]) {
 						if cap(vals)-len(vals) < len(v) {
-							vals = make([]byte, 0, max(64<<10, len(v)))
+							// A new block; the one before stays with
+							// the values already put from it.
+							vals = make([]byte, 0, max(64<<10, len(v), 2*cap(vals)))
 						}
 						at := len(vals)
 						vals = append(vals, v...)
