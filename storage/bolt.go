@@ -143,9 +143,16 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	// what to do instead of taking Caddy down or silently starting afresh.
 	// A fault reading the mapped file becomes a panic too while opening.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var db *bolt.DB
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, damaged(path, fmt.Errorf("%v", r))
+			if db != nil { // a panic past bbolt's open: its lock goes too
+				func() {
+					defer func() { recover() }()
+					db.Close()
+				}()
+			}
 		}
 	}()
 	rebuilds, err := checkBoltFile(path)
@@ -169,7 +176,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	// replaces (bbolt panics at the first damage it finds, and the recover
 	// above reports it); checkBoltFile above makes sure that walk cannot
 	// crash the process.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        o.LockTimeout,
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,

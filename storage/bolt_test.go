@@ -253,3 +253,64 @@ func TestBoltDamagedPageIsFoundAtOpen(t *testing.T) {
 	}
 	t.Logf("%d of 40 damaged files refused at open; the others opened and were read without a panic (damage on a free page or in values, which decode to errors)", refused)
 }
+
+// Keys out of order on a page made bbolt's rebuild of the freelist panic
+// at open: the recover caught it, but bbolt's deferred rollback then
+// pulled the transaction from under its walk, still running in another
+// goroutine, which crashed the process now and then; and bbolt's lock on
+// the file stayed held, so a second open (a config reload) blamed another
+// process. idlegate's page walk now checks key order first: every open
+// says the file is damaged, at once; a file put in its place opens.
+func TestBoltKeysOutOfOrderRefusedOnEveryOpen(t *testing.T) {
+	clean, page := cleanStoreFile(t)
+	le := binary.LittleEndian
+	data := append([]byte(nil), clean...)
+	swapped := false
+	for pg := 2; pg < len(data)/page && !swapped; pg++ {
+		p := data[pg*page : (pg+1)*page]
+		if le.Uint16(p[8:]) != 0x02 || le.Uint16(p[10:]) < 2 {
+			continue // not a leaf of two elements or more
+		}
+		e0, e1 := p[16:32], p[32:48]
+		if le.Uint32(e0) != 0 || le.Uint32(e0[8:]) != 16 || le.Uint32(e1[8:]) != 16 {
+			continue // a bucket, or keys that are not IDs
+		}
+		k0 := p[16+le.Uint32(e0[4:]):][:16]
+		k1 := p[32+le.Uint32(e1[4:]):][:16]
+		var tmp [16]byte
+		copy(tmp[:], k0)
+		copy(k0, k1)
+		copy(k1, tmp[:])
+		swapped = true
+	}
+	if !swapped {
+		t.Fatal("no leaf page with two ID keys")
+	}
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for try := range 2 {
+		start := time.Now()
+		st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: 3 * time.Second})
+		if err == nil {
+			st.Close()
+			t.Fatalf("open %d: a file with keys out of order opened", try)
+		}
+		if !strings.Contains(err.Error(), "move the file aside") || !strings.Contains(err.Error(), "out of order") || time.Since(start) >= 3*time.Second {
+			t.Fatalf("open %d after %v: want the damaged-file error at once, got %v", try, time.Since(start), err)
+		}
+	}
+	fresh := path + ".new"
+	if err := os.WriteFile(fresh, clean, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fresh, path); err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.OpenBolt(path, storage.BoltOptions{LockTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatalf("a clean file in its place: %v", err)
+	}
+	st.Close()
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -21,9 +22,12 @@ import (
 //     overflow. This walk checks first what that one assumes: that every
 //     page a branch or a bucket points to lies below the high-water mark,
 //     says it is that page, is a branch or leaf page, holds its elements
-//     inside itself, and is reached only once. It reads only headers and
-//     element bounds (no keys or values); keys out of order and the like are
-//     left to bbolt's walk and to tx.Check, which report them as errors.
+//     inside itself, and is reached only once; and that the keys of each
+//     bucket's tree are in order, as that walk checks them too: it reports
+//     such damage by a panic on the opening goroutine, which a recover
+//     catches, but its deferred rollback then pulls the transaction from
+//     under the walk, still running, which crashes (a test caught it).
+//     Values are not read.
 //
 // It runs where OpenBolt turns a fault or a panic into the "damaged file"
 // error. Files that are not bbolt files at all are left to bbolt's checks.
@@ -144,30 +148,44 @@ func (w *pageWalk) bucket(root uint64, in string) error {
 	if root == 0 {
 		return nil
 	}
-	return w.page(root, in, 0)
+	_, err := w.page(root, in, 0, nil, nil)
+	return err
 }
 
-// page checks page id and walks what it points to.
-func (w *pageWalk) page(id uint64, in string, depth int) error {
+// keyOrder checks the key of element i of page id against the keys around
+// it, as bbolt's walk does: prev is the key before it (the last key of the
+// subtree before, the parent's bound for the first one; nil: none), hi the
+// parent's next key (nil: none).
+func keyOrder(id uint64, in string, i int, key, prev, hi []byte) error {
+	if prev != nil && (bytes.Compare(prev, key) > 0 || i > 0 && bytes.Equal(prev, key)) ||
+		hi != nil && bytes.Compare(key, hi) >= 0 {
+		return pageErr(id, in, "key %d out of order", i)
+	}
+	return nil
+}
+
+// page checks page id, whose keys must lie in [lo, hi) (nil: unbounded),
+// and walks what it points to. It returns the last key under it.
+func (w *pageWalk) page(id uint64, in string, depth int, lo, hi []byte) ([]byte, error) {
 	if depth > 64 {
-		return pageErr(id, in, "the tree is deeper than 64 levels")
+		return nil, pageErr(id, in, "the tree is deeper than 64 levels")
 	}
 	if id < 2 || id >= w.hwm {
-		return pageErr(id, in, "out of range [2, %d)", w.hwm)
+		return nil, pageErr(id, in, "out of range [2, %d)", w.hwm)
 	}
 	off := id * w.size
 	le := binary.LittleEndian
 	h := w.data[off : off+pageHeader]
 	overflow := uint64(le.Uint32(h[12:]))
 	if id+overflow >= w.hwm {
-		return pageErr(id, in, "%d overflow pages run past the last page %d", overflow, w.hwm-1)
+		return nil, pageErr(id, in, "%d overflow pages run past the last page %d", overflow, w.hwm-1)
 	}
 	if got := le.Uint64(h); got != id {
-		return pageErr(id, in, "the page says it is page %d", got)
+		return nil, pageErr(id, in, "the page says it is page %d", got)
 	}
 	for p := id; p <= id+overflow; p++ {
 		if w.seen[p/64]&(1<<(p%64)) != 0 {
-			return pageErr(p, in, "reached twice")
+			return nil, pageErr(p, in, "reached twice")
 		}
 		w.seen[p/64] |= 1 << (p % 64)
 	}
@@ -176,19 +194,35 @@ func (w *pageWalk) page(id uint64, in string, depth int) error {
 	switch flags {
 	case branchPage:
 		if err := w.elements(pg, count, false, id, in); err != nil {
-			return err
+			return nil, err
 		}
-		for i := range count {
+		key := func(i int) []byte {
 			e := pg[pageHeader+i*elemSize:]
-			if err := w.page(le.Uint64(e[8:]), in, depth+1); err != nil {
-				return err
-			}
+			pos := pageHeader + i*elemSize + int(le.Uint32(e[0:]))
+			return pg[pos : pos+int(le.Uint32(e[4:]))]
 		}
-		return nil
+		prev, last := lo, []byte(nil)
+		for i := range count {
+			k := key(i)
+			if err := keyOrder(id, in, i, k, prev, hi); err != nil {
+				return nil, err
+			}
+			next := hi
+			if i < count-1 {
+				next = key(i + 1)
+			}
+			e := pg[pageHeader+i*elemSize:]
+			var err error
+			if last, err = w.page(le.Uint64(e[8:]), in, depth+1, k, next); err != nil {
+				return nil, err
+			}
+			prev = last
+		}
+		return last, nil
 	case leafPage:
-		return w.leaf(pg, count, id, in, depth)
+		return w.leaf(pg, count, id, in, depth, lo, hi)
 	default:
-		return pageErr(id, in, "neither a branch nor a leaf page (flags %#x)", flags)
+		return nil, pageErr(id, in, "neither a branch nor a leaf page (flags %#x)", flags)
 	}
 }
 
@@ -215,45 +249,51 @@ func (w *pageWalk) elements(pg []byte, count int, leaf bool, id uint64, in strin
 }
 
 // leaf checks a leaf page (or an inline bucket's page, pg being the
-// bucket's value past its header) and walks the buckets it holds.
-func (w *pageWalk) leaf(pg []byte, count int, id uint64, in string, depth int) error {
+// bucket's value past its header) and walks the buckets it holds. It
+// returns its last key.
+func (w *pageWalk) leaf(pg []byte, count int, id uint64, in string, depth int, lo, hi []byte) ([]byte, error) {
 	if err := w.elements(pg, count, true, id, in); err != nil {
-		return err
+		return nil, err
 	}
 	le := binary.LittleEndian
+	prev, last := lo, []byte(nil)
 	for i := range count {
 		at := pageHeader + i*elemSize
 		e := pg[at:]
+		pos, ks, vs := int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+		key := pg[at+pos : at+pos+ks]
+		if err := keyOrder(id, in, i, key, prev, hi); err != nil {
+			return nil, err
+		}
+		prev, last = key, key
 		if le.Uint32(e)&bucketLeaf == 0 {
 			continue
 		}
-		pos, ks, vs := int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
-		key := pg[at+pos : at+pos+ks]
 		v := pg[at+pos+ks : at+pos+ks+vs]
 		if len(v) < bucketHeader {
-			return pageErr(id, in, "bucket %q: a value of %d bytes", key, len(v))
+			return nil, pageErr(id, in, "bucket %q: a value of %d bytes", key, len(v))
 		}
 		name := fmt.Sprintf("%s/%q", in, key)
 		if root := le.Uint64(v); root != 0 {
-			if err := w.page(root, name, depth+1); err != nil {
-				return err
+			if _, err := w.page(root, name, depth+1, nil, nil); err != nil {
+				return nil, err
 			}
 			continue
 		}
 		// An inline bucket: a leaf page inside the value.
 		ip := v[bucketHeader:]
 		if len(ip) < pageHeader {
-			return pageErr(id, name, "inline bucket of %d bytes", len(ip))
+			return nil, pageErr(id, name, "inline bucket of %d bytes", len(ip))
 		}
 		if f := le.Uint16(ip[8:]); f != leafPage {
-			return pageErr(id, name, "inline bucket is not a leaf page (flags %#x)", f)
+			return nil, pageErr(id, name, "inline bucket is not a leaf page (flags %#x)", f)
 		}
 		if depth > 64 { // each nested one lies in its parent's value: it ends
-			return pageErr(id, name, "inline buckets nested deeper than 64 levels")
+			return nil, pageErr(id, name, "inline buckets nested deeper than 64 levels")
 		}
-		if err := w.leaf(ip, int(le.Uint16(ip[10:])), id, name, depth+1); err != nil {
-			return err
+		if _, err := w.leaf(ip, int(le.Uint16(ip[10:])), id, name, depth+1, nil, nil); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return last, nil
 }
