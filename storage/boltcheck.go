@@ -193,7 +193,7 @@ func (w *pageWalk) page(id uint64, in string, depth int, lo, hi []byte) ([]byte,
 	flags, count := le.Uint16(h[8:]), int(le.Uint16(h[10:]))
 	switch flags {
 	case branchPage:
-		if err := w.elements(pg, count, false, id, in); err != nil {
+		if err := w.elements(pg, count, id, in); err != nil {
 			return nil, err
 		}
 		key := func(i int) []byte {
@@ -226,8 +226,9 @@ func (w *pageWalk) page(id uint64, in string, depth int, lo, hi []byte) ([]byte,
 	}
 }
 
-// elements checks that count elements and what they point to lie in pg.
-func (w *pageWalk) elements(pg []byte, count int, leaf bool, id uint64, in string) error {
+// elements checks that a branch page's count elements and their keys lie
+// in pg (a leaf checks its own as it walks them).
+func (w *pageWalk) elements(pg []byte, count int, id uint64, in string) error {
 	le := binary.LittleEndian
 	if pageHeader+count*elemSize > len(pg) {
 		return pageErr(id, in, "%d elements do not fit in %d bytes", count, len(pg))
@@ -235,13 +236,7 @@ func (w *pageWalk) elements(pg []byte, count int, leaf bool, id uint64, in strin
 	for i := range count {
 		at := pageHeader + i*elemSize
 		e := pg[at:]
-		var pos, n uint64
-		if leaf {
-			pos, n = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))+uint64(le.Uint32(e[12:]))
-		} else {
-			pos, n = uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
-		}
-		if uint64(at)+pos+n > uint64(len(pg)) {
+		if uint64(at)+uint64(le.Uint32(e[0:]))+uint64(le.Uint32(e[4:])) > uint64(len(pg)) {
 			return pageErr(id, in, "element %d runs past the page", i)
 		}
 	}
@@ -252,24 +247,30 @@ func (w *pageWalk) elements(pg []byte, count int, leaf bool, id uint64, in strin
 // bucket's value past its header) and walks the buckets it holds. It
 // returns its last key.
 func (w *pageWalk) leaf(pg []byte, count int, id uint64, in string, depth int, lo, hi []byte) ([]byte, error) {
-	if err := w.elements(pg, count, true, id, in); err != nil {
-		return nil, err
+	if pageHeader+count*elemSize > len(pg) {
+		return nil, pageErr(id, in, "%d elements do not fit in %d bytes", count, len(pg))
 	}
 	le := binary.LittleEndian
-	prev, last := lo, []byte(nil)
+	var last []byte
 	for i := range count {
 		at := pageHeader + i*elemSize
 		e := pg[at:]
-		pos, ks, vs := int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
-		key := pg[at+pos : at+pos+ks]
-		if err := keyOrder(id, in, i, key, prev, hi); err != nil {
-			return nil, err
+		pos, ks, vs := uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
+		if uint64(at)+pos+ks+vs > uint64(len(pg)) {
+			return nil, pageErr(id, in, "element %d runs past the page", i)
 		}
-		prev, last = key, key
+		key := pg[uint64(at)+pos : uint64(at)+pos+ks]
+		// As keyOrder, one comparison a key: in a page in order, the
+		// first key alone needs the lower bound and the last the upper.
+		if i == 0 && lo != nil && bytes.Compare(lo, key) > 0 || i > 0 && bytes.Compare(last, key) >= 0 ||
+			i == count-1 && hi != nil && bytes.Compare(key, hi) >= 0 {
+			return nil, pageErr(id, in, "key %d out of order", i)
+		}
+		last = key
 		if le.Uint32(e)&bucketLeaf == 0 {
 			continue
 		}
-		v := pg[at+pos+ks : at+pos+ks+vs]
+		v := pg[uint64(at)+pos+ks : uint64(at)+pos+ks+vs]
 		if len(v) < bucketHeader {
 			return nil, pageErr(id, in, "bucket %q: a value of %d bytes", key, len(v))
 		}
