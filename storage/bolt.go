@@ -58,8 +58,9 @@ import (
 // logLimits) a background fold writes the records of the logged sessions of
 // one 16th of the ID space once each, in ID order, in transactions of
 // foldChunk sessions, and logs a marker that drops them from the log; a
-// value goes once every 16th is folded after it. A file without "l" (written before the log) opens as is; the
-// bucket is created on the first write to the zone.
+// value goes once every 16th is folded after it. A file without "l"
+// (written before the log) opens as is; the bucket is created on the first
+// write to the zone.
 //
 // The outbox is bucket "outbox" (BE(next attempt) ++ event ID -> event),
 // with "outbox_ids" (event ID -> BE(next attempt)) to find an event by ID,
@@ -335,35 +336,56 @@ type record struct {
 	idx int64
 }
 
-// recordSize is an encoded record's size without its user.
-const recordSize = 1 + 8*4 + 4
+// A record's encoding: recVersion, then big-endian start, login, last
+// activity, idle-index time (8 bytes each) and requests (4), then the user.
+const (
+	recStart    = 1
+	recLogin    = 9
+	recLast     = 17
+	recIdx      = 25
+	recRequests = 33
+	recordSize  = 37 // without the user
+)
 
-func encodeRecord(r record) []byte { return appendRecord(make([]byte, 0, recordSize+len(r.User)), r) }
-
-// appendRecord appends r's encoding to b.
-func appendRecord(b []byte, r record) []byte {
-	b = append(b, recVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.StartedAt))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.LoginAt))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.LastActivity))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.idx))
-	b = binary.BigEndian.AppendUint32(b, r.Requests)
+func encodeRecord(r record) []byte {
+	b := make([]byte, recordSize, recordSize+len(r.User))
+	b[0] = recVersion
+	binary.BigEndian.PutUint64(b[recStart:], uint64(r.StartedAt))
+	binary.BigEndian.PutUint64(b[recLogin:], uint64(r.LoginAt))
+	binary.BigEndian.PutUint64(b[recLast:], uint64(r.LastActivity))
+	binary.BigEndian.PutUint64(b[recIdx:], uint64(r.idx))
+	binary.BigEndian.PutUint32(b[recRequests:], r.Requests)
 	return append(b, r.User...)
 }
 
 func decodeRecord(id []byte, b []byte) (record, error) {
 	var r record
-	if len(b) < 37 || b[0] != recVersion {
+	if !validRecord(b) {
 		return r, fmt.Errorf("session record %x: bad encoding", id[:8])
 	}
 	copy(r.ID[:], id)
-	r.StartedAt = int64(binary.BigEndian.Uint64(b[1:]))
-	r.LoginAt = int64(binary.BigEndian.Uint64(b[9:]))
-	r.LastActivity = int64(binary.BigEndian.Uint64(b[17:]))
-	r.idx = int64(binary.BigEndian.Uint64(b[25:]))
-	r.Requests = binary.BigEndian.Uint32(b[33:])
-	r.User = string(b[37:])
+	r.StartedAt = int64(binary.BigEndian.Uint64(b[recStart:]))
+	r.LoginAt = int64(binary.BigEndian.Uint64(b[recLogin:]))
+	r.LastActivity = int64(binary.BigEndian.Uint64(b[recLast:]))
+	r.idx = int64(binary.BigEndian.Uint64(b[recIdx:]))
+	r.Requests = binary.BigEndian.Uint32(b[recRequests:])
+	r.User = string(b[recordSize:])
 	return r, nil
+}
+
+func validRecord(b []byte) bool { return len(b) >= recordSize && b[0] == recVersion }
+
+// recordIdentity is the identity of an encoded (valid) record, read in
+// place.
+func recordIdentity(b []byte) uint64 {
+	return identityOf(int64(binary.BigEndian.Uint64(b[recStart:])), int64(binary.BigEndian.Uint64(b[recLogin:])), b[recordSize:])
+}
+
+// raiseActivity raises the last activity and requests of an encoded
+// (valid) record to at least e's, in place.
+func raiseActivity(b []byte, e logEnt) {
+	binary.BigEndian.PutUint64(b[recLast:], uint64(max(e.last, int64(binary.BigEndian.Uint64(b[recLast:])))))
+	binary.BigEndian.PutUint32(b[recRequests:], max(e.req, binary.BigEndian.Uint32(b[recRequests:])))
 }
 
 func timeKey(t int64, rest ...[]byte) []byte {

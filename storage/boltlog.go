@@ -113,20 +113,15 @@ func mix64(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// belongs reports whether e is activity of the record s.
-func (e logEnt) belongs(s idletrack.Session) bool { return e.ident == 0 || e.ident == identity(s) }
+// belongs reports whether e is activity of a record of identity ident.
+func (e logEnt) belongs(ident uint64) bool { return e.ident == 0 || e.ident == ident }
 
-// apply merges e into s if it belongs to it.
+// apply raises s to e if e belongs to it.
 func (e logEnt) apply(s *idletrack.Session) {
-	if e.belongs(*s) {
-		e.merge(s)
+	if e.belongs(identity(*s)) {
+		s.LastActivity = max(s.LastActivity, e.last)
+		s.Requests = max(s.Requests, e.req)
 	}
-}
-
-// merge raises s to e.
-func (e logEnt) merge(s *idletrack.Session) {
-	s.LastActivity = max(s.LastActivity, e.last)
-	s.Requests = max(s.Requests, e.req)
 }
 
 // then returns the entry that stands once n is logged after e: n raised
@@ -222,18 +217,19 @@ type logLimits struct {
 // values folded at 180k sessions. The index then holds up to 256k
 // sessions, 12-21 MB (47-80 bytes each as the maps grow); it holds only
 // sessions active since their range was folded, so a small zone never gets
-// near it. The byte bound (16 MiB of
-// entries) bounds the log in the file and its replay at open.
+// near it. The byte bound (16 MiB of entries) bounds the log in the file
+// and its replay at open.
 //
 // A full index folds one range of the ID space, the one holding most
 // sessions (see due): a 16th of the pages, for the range that gathered
 // sessions longest. Under even activity the index then stays between
-// 15/17 of its bound and the bound, and a range fold takes 2/17 of it:
-// 0.53 page per session where a whole fold of the same index takes 1
-// (1M sessions, 300 dirty a flush, the two builds in turn within the
-// hour: 6.6 and 7.2 µs → 5.4 and 4.9 µs CPU per dirty session). A value
-// stays until every range is folded after it, about a round of 16 folds,
-// so the log holds about twice the index in entries.
+// 15/17 of its bound and the bound, and a range fold takes 2/17 of it, so
+// a folded session costs 0.53 of the pages it cost when a fold took the
+// whole index (1M sessions, 300 dirty a flush, folds in their steady
+// state, the two builds in turn within the hour: 8.7 and 9.5 µs → 6.0 and
+// 6.6 µs CPU per dirty session). A value stays until every range is
+// folded after it, about a round of 16 folds, so the log holds about
+// twice the index in entries.
 func defaultLogLimits() logLimits {
 	return logLimits{foldIndex: 256 << 10, foldValues: 1800, foldBytes: 16 << 20, capIndex: 512 << 10, background: true}
 }
@@ -499,14 +495,9 @@ func (w *wtx) logActivity(zone string, id idletrack.ID, e logEnt, last int64, re
 func (w *wtx) reset(zone string, id idletrack.ID) {
 	l := w.zone(zone)
 	if _, ok := l.logged(id); ok {
-		l.reset(id)
+		l.over[id] = ovEnt{reset: true}
+		l.val = appendLogEntry(l.val, id, logReset, 0, 0)
 	}
-}
-
-// reset drops id's logged activity, which the caller knows is there.
-func (l *wlog) reset(id idletrack.ID) {
-	l.over[id] = ovEnt{reset: true}
-	l.val = appendLogEntry(l.val, id, logReset, 0, 0)
 }
 
 // indexFull reports whether zone's index may not grow.
@@ -853,11 +844,11 @@ func (s *Bolt) foldZone(zone string, part int) error {
 					continue // reset since
 				}
 				if k, v = near(c, k, v, id[:]); bytes.Equal(k, id[:]) {
-					if len(v) < recordSize || v[0] != recVersion {
+					if !validRecord(v) {
 						_, err := decodeRecord(k, v)
 						return err
 					}
-					if e.ident == 0 || e.ident == identityOf(int64(binary.BigEndian.Uint64(v[1:])), int64(binary.BigEndian.Uint64(v[9:])), v[recordSize:]) {
+					if e.belongs(recordIdentity(v)) {
 						if cap(vals)-len(vals) < len(v) {
 							// A new block; the one before stays with
 							// the values already put from it.
@@ -866,8 +857,7 @@ func (s *Bolt) foldZone(zone string, part int) error {
 						at := len(vals)
 						vals = append(vals, v...)
 						merged := vals[at:len(vals):len(vals)]
-						binary.BigEndian.PutUint64(merged[17:], uint64(max(e.last, int64(binary.BigEndian.Uint64(v[17:])))))
-						binary.BigEndian.PutUint32(merged[33:], max(e.req, binary.BigEndian.Uint32(v[33:])))
+						raiseActivity(merged, e)
 						puts = append(puts, foldPut{id, merged})
 					}
 				}
@@ -891,10 +881,7 @@ func (s *Bolt) foldZone(zone string, part int) error {
 					}
 				}
 				c := slices.Min(clean[:])
-				if err := trimLog(z.l, c); err != nil {
-					return err
-				}
-				n, err := countLog(z.l)
+				n, err := trimLog(z.l, c)
 				if err != nil {
 					return err
 				}
@@ -943,31 +930,27 @@ func near(c *bolt.Cursor, k, v, key []byte) ([]byte, []byte) {
 }
 
 // trimLog deletes the log's values up to key c, which hold nothing any
-// range needs, and the markers that drop only what such values set.
-func trimLog(l *bolt.Bucket, c uint64) error {
-	var moot [][]byte
+// range needs, and the markers that drop only what such values set. It
+// returns what the log holds then.
+func trimLog(l *bolt.Bucket, c uint64) (logCount, error) {
+	var (
+		moot [][]byte
+		n    logCount
+	)
 	cur := l.Cursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		if binary.BigEndian.Uint64(k) <= c || isMark(v) && decodeMark(0, v).upto <= c {
 			moot = append(moot, append([]byte(nil), k...))
+			continue
 		}
+		n.values++
+		n.entries += max(logEntries(v), 0)
 	}
 	for _, k := range moot {
 		if err := l.Delete(k); err != nil {
-			return err
+			return n, err
 		}
 	}
-	return nil
-}
-
-// countLog counts the log's values and entries.
-func countLog(l *bolt.Bucket) (logCount, error) {
-	var n logCount
-	err := l.ForEach(func(_, v []byte) error {
-		n.values++
-		n.entries += max(logEntries(v), 0)
-		return nil
-	})
 	n.empty = n.values == 0
-	return n, err
+	return n, nil
 }
