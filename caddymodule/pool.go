@@ -116,6 +116,11 @@ func openStore(c *StoreConfig) (storage.Store, error) {
 			engineObserver{log: log}.StoreError("fold", err)
 			log.Error("idlegate could not fold the activity log into the session records; will retry",
 				zap.String("store", c.Path), zap.Error(err))
+		}, JournalError: func(err error) {
+			log := handlerLog()
+			engineObserver{log: log}.StoreError("journal", err)
+			log.Warn("idlegate runs without its activity journal; flushes commit to the bbolt file",
+				zap.String("store", c.Path), zap.Error(err))
 		}})
 	}
 }

@@ -62,6 +62,13 @@ import (
 // (written before the log) opens as is; the bucket is created on the first
 // write to the zone.
 //
+// Activity journal. A flush whose transaction would write nothing but its
+// log values appends them to <file>-activity instead, with one fdatasync
+// and no bbolt commit (boltjournal.go); open, Close and a full journal
+// move them into "l" under the keys they were given. The zone bucket's
+// sequence is the key up to which the fold deleted the log's values: the
+// journal's values up to it are moot.
+//
 // The outbox is bucket "outbox" (BE(next attempt) ++ event ID -> event),
 // with "outbox_ids" (event ID -> BE(next attempt)) to find an event by ID,
 // and "dead" (BE(event time) ++ event ID -> event) for dead letters.
@@ -93,6 +100,9 @@ type Bolt struct {
 	// foldBegun, if set, runs once a fold has taken its snapshot of the
 	// index, before its first chunk (tests: a flush in between).
 	foldBegun func()
+	// jr is the activity journal (boltjournal.go): wmu guards it.
+	jr         *journal
+	journalErr func(error)
 }
 
 // BoltOptions tune OpenBolt.
@@ -105,6 +115,10 @@ type BoltOptions struct {
 	// and readers merge it; the next flush triggers another fold, and past
 	// a bound activity is written to the records directly again.
 	FoldError func(error)
+	// JournalError, if set, is called when the activity journal beside the
+	// file (see boltjournal.go) cannot be made or written. Nothing is lost:
+	// flushes then commit to the bbolt file, as without a journal.
+	JournalError func(error)
 }
 
 var (
@@ -194,7 +208,7 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 	if err != nil {
 		return nil, damaged(path, err)
 	}
-	s = &Bolt{db: db, foldErr: o.FoldError, limits: defaultLogLimits(), foldc: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{})}
+	s = &Bolt{db: db, foldErr: o.FoldError, journalErr: o.JournalError, limits: defaultLogLimits(), foldc: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, damaged(path, err)
@@ -205,7 +219,14 @@ func OpenBolt(path string, o BoltOptions) (s *Bolt, err error) {
 			return nil, damaged(path, err)
 		}
 	}
+	if err := s.openJournal(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.loadLogs(); err != nil {
+		if s.jr != nil {
+			s.jr.f.Close()
+		}
 		db.Close()
 		return nil, damaged(path, err)
 	}
@@ -296,7 +317,10 @@ func (s *Bolt) Close() error {
 		close(s.stop)
 		<-s.foldDone
 	}
-	return s.db.Close()
+	s.wmu.Lock()
+	jerr := s.closeJournal()
+	s.wmu.Unlock()
+	return errors.Join(s.db.Close(), jerr)
 }
 
 // zone returns the sub-buckets of zone, creating them in a write tx. l is

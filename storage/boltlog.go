@@ -544,7 +544,7 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	if err := fn(w); err != nil {
 		return err
 	}
-	changed := false
+	changed, frames := false, 0
 	for zone, l := range w.logs {
 		changed = changed || l.changesIndex()
 		if len(l.val) == 0 {
@@ -554,7 +554,66 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		if err != nil {
 			return err
 		}
-		if l.seq, err = z.l.NextSequence(); err != nil {
+		l.seq = z.l.Sequence()
+		if zl := s.logs[zone]; zl != nil {
+			l.seq = max(l.seq, zl.seq) // the journal's keys are not in the bucket's sequence yet
+		}
+		l.seq++
+		frames += frameSize(zone, len(l.val))
+		if len(zone) > math.MaxUint16 {
+			frames = math.MaxInt32
+		}
+	}
+	// A transaction that only logs activity goes to the journal, if it
+	// fits.
+	j := s.jr
+	journaled := j != nil && !j.broken && frames > 0 && frames <= journalMaxFrame && wroteNothing(tx)
+	evacuated := false
+	if journaled && !j.room(frames) {
+		// The journal is full: this transaction moves its values into the
+		// log buckets, and the journal starts over once it commits.
+		fr, err := j.frames()
+		if err != nil {
+			s.breakJournal(err)
+			return err
+		}
+		if err := evacuate(tx, fr); err != nil {
+			return err
+		}
+		journaled, evacuated = false, true
+	}
+	if journaled {
+		j.begin()
+		for zone, l := range w.logs {
+			if len(l.val) > 0 {
+				j.add(zone, l.seq, l.val)
+			}
+		}
+		if err := j.commit(); err != nil {
+			s.breakJournal(err)
+			return err
+		}
+		for zone, l := range w.logs {
+			if len(l.val) > 0 {
+				j.written(zone, l.seq, logEntries(l.val))
+			}
+		}
+		committed = true
+		tx.Rollback() // it wrote nothing
+		// The journal's values change no bbolt snapshot: the index
+		// matches every reader's, so applied and inflight stay.
+		s.imu.Lock()
+		defer s.imu.Unlock()
+		defer w.keepSpare()
+		s.applyIndex(w)
+		return nil
+	}
+	for _, l := range w.logs {
+		if len(l.val) == 0 {
+			continue
+		}
+		z := l.b
+		if err := z.l.SetSequence(l.seq); err != nil {
 			return err
 		}
 		if err := z.l.Put(binary.BigEndian.AppendUint64(nil, l.seq), l.val); err != nil {
@@ -569,6 +628,11 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	committed = true
 	err = tx.Commit()
+	if evacuated && err == nil {
+		if rerr := j.restart(); rerr != nil {
+			s.breakJournal(rerr)
+		}
+	}
 	if !changed {
 		return err
 	}
@@ -580,6 +644,20 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 	}
 	s.applied = txid
 	defer w.keepSpare()
+	s.applyIndex(w)
+	return nil
+}
+
+// wroteNothing reports whether tx has written nothing yet: bbolt
+// materialises a node for every write, and none for reads.
+func wroteNothing(tx *bolt.Tx) bool {
+	st := tx.Stats()
+	return st.GetNodeCount() == 0
+}
+
+// applyIndex applies a committed transaction's changes to the in-memory
+// log state (under imu).
+func (s *Bolt) applyIndex(w *wtx) {
 	for zone, l := range w.logs {
 		if !l.changesIndex() {
 			continue
@@ -609,7 +687,16 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 			zl.seq = l.seq
 		}
 	}
-	return nil
+}
+
+// breakJournal stops writing to the journal after an error writing it:
+// flushes commit to bbolt from then on. What it holds stays readable; Close,
+// or the next open, moves it into the log buckets.
+func (s *Bolt) breakJournal(err error) {
+	s.jr.broken = true
+	if s.journalErr != nil {
+		s.journalErr(fmt.Errorf("activity journal %s: %w; flushes commit to the bbolt file", s.jr.path, err))
+	}
 }
 
 // spareLog is the overlay map and log buffer of a committed transaction,
@@ -884,6 +971,17 @@ func (s *Bolt) foldZone(zone string, part int) error {
 				n, err := trimLog(z.l, c)
 				if err != nil {
 					return err
+				}
+				if j := w.s.jr; j != nil {
+					jn := j.count(zone, c)
+					n.values, n.entries = n.values+jn.values, n.entries+jn.entries
+					n.empty = n.values == 0
+				}
+				// The journal's values up to c are moot too (evacuate).
+				if zb := w.tx.Bucket(zoneName(zone)); c > zb.Sequence() {
+					if err := zb.SetSequence(c); err != nil {
+						return err
+					}
 				}
 				// What the fold dropped was set up to upto: if the
 				// values up to upto are gone, no marker is needed.

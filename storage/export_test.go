@@ -78,15 +78,32 @@ func RawSession(s *Bolt, zone string, id idletrack.ID) (idletrack.Session, bool)
 	return out, found
 }
 
-// LogValues counts the values in zone's log bucket on disk.
+// LogValues counts the values of zone's log on disk: in its log bucket,
+// and in the journal above the zone's trim mark.
 func LogValues(s *Bolt, zone string) int {
 	n := 0
 	s.db.View(func(tx *bolt.Tx) error {
 		if z, ok := getZone(tx, zone); ok && z.l != nil {
 			n = z.l.Stats().KeyN
+			s.wmu.Lock()
+			if s.jr != nil {
+				n += s.jr.count(zone, tx.Bucket(zoneName(zone)).Sequence()).values
+			}
+			s.wmu.Unlock()
 		}
 		return nil
 	})
+	return n
+}
+
+// JournalValues counts the values in s's activity journal.
+func JournalValues(s *Bolt) int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	n := 0
+	for _, vs := range s.jr.live {
+		n += len(vs)
+	}
 	return n
 }
 
@@ -120,4 +137,19 @@ func PutLogValueV1(s *Bolt, zone string, id idletrack.ID, last int64, req uint32
 		binary.BigEndian.PutUint32(v[24:], req)
 		return z.l.Put(binary.BigEndian.AppendUint64(nil, seq), v)
 	})
+}
+
+// CloseJournalFile closes the journal's file under s, so that its next
+// write fails.
+func CloseJournalFile(s *Bolt) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.jr.f.Close()
+}
+
+// HasJournal reports whether s writes an activity journal.
+func HasJournal(s *Bolt) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.jr != nil && !s.jr.broken
 }

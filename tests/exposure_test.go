@@ -142,8 +142,15 @@ func TestReliabilityNoRawSessionValues(t *testing.T) {
 	for _, a := range s.Recv.Attempts() {
 		add("webhook headers "+a.ID, []byte(a.ID+" "+a.Timestamp))
 	}
-	s.Caddy.Stop() // flush everything to the store first
 	db := filepath.Join(s.Caddy.DataDir(), "idlegate", "sessions.db")
+	// The activity journal beside the file, while Caddy runs (a clean stop
+	// moves it into the file).
+	journal, err := os.ReadFile(db + "-activity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("activity journal", journal)
+	s.Caddy.Stop() // flush everything to the store first
 	file, err := os.ReadFile(db)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +174,7 @@ func TestReliabilityNoRawSessionValues(t *testing.T) {
 		len(raw), lines, len(metrics), len(s.Recv.Events()), len(file), adminChecked)
 
 	// The store holds the HMAC key: private file, private directory.
-	for path, want := range map[string]os.FileMode{db: 0o600, filepath.Dir(db): 0o700} {
+	for path, want := range map[string]os.FileMode{db: 0o600, db + "-activity": 0o600, filepath.Dir(db): 0o700} {
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
