@@ -249,16 +249,16 @@ var seededIDs = map[int]struct {
 func benchFlushDirty(b *testing.B, cache string, n, dirty int) {
 	st, ids, at := seededCopy(b, cache, n)
 	defer st.Close()
-	order := rand.New(rand.NewPCG(1, 2)).Perm(n)
 	users := make([]string, n)
 	for i := range users {
 		users[i] = strconv.Itoa(i%100_000 + 1)
 	}
+	order := newDirtyOrder(ids, users, rand.New(rand.NewPCG(1, 2)).Perm(n))
 	var w storage.Batch
 	next := 0
 	flush := func(i int) {
 		w.Reset()
-		next = appendDirty(&w, benchZone, ids, users, order, next, dirty, at)
+		next = appendDirty(&w, benchZone, order, next, dirty, at)
 		if _, err := st.Apply(context.Background(), &w); err != nil {
 			b.Fatal(err)
 		}
@@ -281,17 +281,35 @@ func benchFlushDirty(b *testing.B, cache string, n, dirty int) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// dirtyOrder is the order in which a benchmark's flushes dirty sessions:
+// their IDs and users laid out in that order, so that building a batch
+// reads memory in sequence. Read through a random permutation, the
+// harness's own cache misses were ~0.6 µs per dirty session at 1M
+// sessions, a tenth of what the benchmark reported for the flush.
+type dirtyOrder struct {
+	ids   []idletrack.ID
+	users []string
+}
+
+func newDirtyOrder(ids []idletrack.ID, users []string, perm []int) dirtyOrder {
+	o := dirtyOrder{ids: make([]idletrack.ID, len(perm)), users: make([]string, len(perm))}
+	for i, k := range perm {
+		o.ids[i], o.users[i] = ids[k], users[k]
+	}
+	return o
+}
+
 // appendDirty appends to w the activity-only writes of the flush's dirty
-// sessions: the next dirty of order (from next, wrapping), each one more
+// sessions: the next dirty of o (from next, wrapping), each one more
 // request and a later last activity than the flush before, as the engine
 // writes them (sessions it loaded from the store: Stored). It returns
 // where the next flush goes on.
-func appendDirty(w *storage.Batch, zone string, ids []idletrack.ID, users []string, order []int, next, dirty int, at int64) int {
-	n := len(order)
+func appendDirty(w *storage.Batch, zone string, o dirtyOrder, next, dirty int, at int64) int {
+	n := len(o.ids)
 	for range dirty {
-		k := order[next%n]
+		k := next % n
 		next++
-		s := idletrack.Session{ID: ids[k], User: users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
+		s := idletrack.Session{ID: o.ids[k], User: o.users[k], StartedAt: at, LoginAt: at, LastActivity: at + int64(next), Requests: uint32(2 + next/n)}
 		w.Sessions = append(w.Sessions, storage.SessionWrite{Zone: zone, Change: idletrack.Change{Session: s, ReqDelta: 1, Stored: true}, ActivityOnly: true})
 	}
 	return next

@@ -48,11 +48,11 @@ func BenchmarkRedisFlushDirty(b *testing.B) {
 	}
 	for _, dirty := range []int{300, 3000} {
 		b.Run(fmt.Sprintf("sessions=%d/dirty=%d", n, dirty), func(b *testing.B) {
-			order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			order := newDirtyOrder(ids, users, rand.New(rand.NewPCG(1, 2)).Perm(n))
 			next := 0
 			flush := func() {
 				w.Reset()
-				next = appendDirty(&w, redisBenchZone, ids, users, order, next, dirty, at)
+				next = appendDirty(&w, redisBenchZone, order, next, dirty, at)
 				if _, err := st.Apply(context.Background(), &w); err != nil {
 					b.Fatal(err)
 				}
