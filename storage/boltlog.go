@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -894,7 +895,7 @@ func (s *Bolt) foldZone(zone string, part int) error {
 	if s.foldBegun != nil {
 		s.foldBegun()
 	}
-	slices.SortFunc(ids, func(a, b idletrack.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	// The chunks' new record values and their writes. bbolt keeps what
 	// Put is given until the commit, and no longer: each chunk reuses
 	// what the last one held.
@@ -999,6 +1000,16 @@ func (s *Bolt) foldZone(zone string, part int) error {
 			return nil
 		}
 	}
+}
+
+// compareIDs orders IDs as bbolt orders their keys, eight bytes at a time
+// (the fold's sort by bytes.Compare was a tenth of its CPU outside its
+// syscalls at 1M sessions).
+func compareIDs(a, b idletrack.ID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // foldPut is a record a fold chunk writes.
