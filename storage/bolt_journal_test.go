@@ -48,14 +48,7 @@ func journaled(t *testing.T, st *storage.Bolt, n, flushes int) []idletrack.Sessi
 	}
 	lapply(t, st, &b)
 	for f := 1; f <= flushes; f++ {
-		for i := range ss {
-			ss[i].LastActivity, ss[i].Requests = lat(time.Duration(f)*time.Second), uint32(1+f)
-		}
-		b := lactivity(ss...)
-		for i := range b.Sessions {
-			b.Sessions[i].Stored = true
-		}
-		lapply(t, st, b)
+		journaledAgain(t, st, ss, f)
 	}
 	return ss
 }
