@@ -5,6 +5,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -245,4 +246,64 @@ func TestKillWithPendingWebhookStillDelivers(t *testing.T) {
 	if r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("ended session after a crash: %d, want 401", r.StatusCode)
 	}
+}
+
+// TestKillKeepsJournaledActivity: a flush with nothing but activity goes
+// to the activity journal beside the bbolt file, not to the file; a crash
+// right after it loses none of it.
+func TestKillKeepsJournaledActivity(t *testing.T) {
+	const idle = 6 * time.Second
+	s := startStack(t, "idle 6s")
+	sid, _ := s.login("42")
+	var last time.Time
+	for range 5 {
+		last = s.page(sid).At
+	}
+	// Wait until the journal holds the pages' activity: one session's
+	// request count of at least 5 (the flush may have split the pages).
+	journal := filepath.Join(s.Caddy.DataDir(), "idlegate", "sessions.db-activity")
+	var journaled uint32
+	Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
+		b, err := os.ReadFile(journal)
+		if err != nil {
+			return err
+		}
+		if journaled = maxJournaledRequests(b); journaled < 5 {
+			return fmt.Errorf("the journal holds %d requests of the session, not yet the 5 pages'", journaled)
+		}
+		return nil
+	})
+	s.Caddy.Kill() // a crash: no Cleanup, no flush
+	s.Caddy.Restart()
+
+	ev := s.Recv.WaitEvents(t, 1, idle+20*time.Second)[0]
+	checkEnded(t, ev, sid, "42", "idle")
+	if ev.Data.Requests < int(journaled) {
+		t.Errorf("requests = %d: the journal held %d, lost in the crash", ev.Data.Requests, journaled)
+	}
+	near(t, "last_activity_at", ev.Data.LastActivityAt, last, tsTol)
+	near(t, "ended_at", ev.Data.EndedAt, last.Add(idle), tsTol)
+	exactlyOne(t, s.Recv, ev.ID, 3*time.Second)
+}
+
+// maxJournaledRequests reads a fresh activity journal (docs/operations.md;
+// storage/boltjournal.go: frames from offset 4096 of BE(len), CRC, BE(seq),
+// BE(zone length), zone, then the log value: a tag byte and 36-byte
+// entries of ID, last activity, requests, identity) and returns the
+// largest request count of its entries.
+func maxJournaledRequests(b []byte) uint32 {
+	var most uint32
+	for off := 4096; off+8 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[off:]))
+		if n == 0 || off+8+n > len(b) {
+			break
+		}
+		p := b[off+8 : off+8+n]
+		v := p[10+int(binary.BigEndian.Uint16(p[8:])):]
+		for e := v[1:]; len(e) >= 36; e = e[36:] {
+			most = max(most, binary.BigEndian.Uint32(e[24:]))
+		}
+		off += 8 + n
+	}
+	return most
 }
