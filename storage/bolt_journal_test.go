@@ -210,11 +210,17 @@ func journaledAgain(t *testing.T, st *storage.Bolt, ss []idletrack.Session, f in
 	for i := range ss {
 		ss[i].LastActivity, ss[i].Requests = lat(time.Duration(f)*time.Second), uint32(1+f)
 	}
+	lapply(t, st, storedActivity(ss...))
+}
+
+// storedActivity is lactivity of sessions the store was given before, as
+// the engine's flush writes them (their activity is logged unread).
+func storedActivity(ss ...idletrack.Session) *storage.Batch {
 	b := lactivity(ss...)
 	for i := range b.Sessions {
 		b.Sessions[i].Stored = true
 	}
-	lapply(t, st, b)
+	return b
 }
 
 func TestBoltJournalDamagedIsRefused(t *testing.T) {
@@ -300,11 +306,7 @@ func TestBoltJournalWriteErrorFallsBackToTheFile(t *testing.T) {
 	for i := range failed {
 		failed[i].LastActivity = lat(time.Hour)
 	}
-	b := lactivity(failed...)
-	for i := range b.Sessions {
-		b.Sessions[i].Stored = true
-	}
-	if _, err := st.Apply(t.Context(), b); err == nil || len(reported) != 1 || storage.HasJournal(st) {
+	if _, err := st.Apply(t.Context(), storedActivity(failed...)); err == nil || len(reported) != 1 || storage.HasJournal(st) {
 		t.Fatalf("flush with the journal closed: %v, reported %v; want an error, reported", err, reported)
 	}
 	checkSessions(t, "after the failed flush", st, ss)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -58,10 +59,14 @@ type journal struct {
 	// live is, per zone, the keys and entry counts of the values in the
 	// journal, for the fold's count of what the log holds (trimLog).
 	live map[string][]journalValue
-	buf  []byte
+	// The write add builds: its frames, and their values for live once
+	// commit has them on disk.
+	buf     []byte
+	pending []journalValue
 }
 
 type journalValue struct {
+	zone    string
 	seq     uint64
 	entries int
 }
@@ -192,21 +197,27 @@ func (j *journal) read() ([]journalFrame, error) {
 	default:
 		return nil, errors.New("no valid header: damaged; move it aside to start without the activity it holds")
 	}
-	var frames []journalFrame
-	off := journalData
-	for {
-		fr, n, ok := parseFrame(b[off:], j.gen)
-		if !ok {
-			break
-		}
+	frames, n := parseFrames(b[journalData:], j.gen)
+	for _, fr := range frames {
 		if logEntries(fr.val) < 0 {
-			return nil, fmt.Errorf("value of %d bytes at offset %d: bad encoding", len(fr.val), off)
+			return nil, fmt.Errorf("a value of %d bytes: bad encoding", len(fr.val))
+		}
+	}
+	j.off = int64(journalData + n)
+	return frames, nil
+}
+
+// parseFrames reads the frames of generation gen at the start of b, up to
+// the first that is not one, and returns them and their size.
+func parseFrames(b []byte, gen uint64) (frames []journalFrame, size int) {
+	for {
+		fr, n, ok := parseFrame(b[size:], gen)
+		if !ok {
+			return frames, size
 		}
 		frames = append(frames, fr)
-		off += n
+		size += n
 	}
-	j.off = int64(off)
-	return frames, nil
 }
 
 // parseFrame reads the frame at the start of b, of generation gen, and
@@ -236,17 +247,24 @@ func frameSum(gen uint64, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(g[:], castagnoli), castagnoli, payload)
 }
 
-// frameSize is the size of the frame of a value of n bytes in zone.
-func frameSize(zone string, n int) int { return frameHead + 10 + len(zone) + n }
+// frameSize is the size of the frame of a value of n bytes in zone; a zone
+// name too long for a frame makes it too large for the journal.
+func frameSize(zone string, n int) int {
+	if len(zone) > math.MaxUint16 {
+		return math.MaxInt32
+	}
+	return frameHead + 10 + len(zone) + n
+}
 
 // room reports whether n more bytes of frames fit.
 func (j *journal) room(n int) bool { return j.off+int64(n) <= journalSize }
 
 // begin starts a write of frames.
-func (j *journal) begin() { j.buf = j.buf[:0] }
+func (j *journal) begin() { j.buf, j.pending = j.buf[:0], j.pending[:0] }
 
 // add adds a frame to the write begin started.
 func (j *journal) add(zone string, seq uint64, val []byte) {
+	j.pending = append(j.pending, journalValue{zone, seq, logEntries(val)})
 	at := len(j.buf)
 	j.buf = append(j.buf, make([]byte, frameHead)...)
 	j.buf = binary.BigEndian.AppendUint64(j.buf, seq)
@@ -267,15 +285,13 @@ func (j *journal) commit() error {
 		return err
 	}
 	j.off += int64(len(j.buf))
+	for _, v := range j.pending {
+		j.live[v.zone] = append(j.live[v.zone], v)
+	}
 	if cap(j.buf) > journalMaxFrame {
 		j.buf = nil
 	}
 	return nil
-}
-
-// written records, once commit has, a value the journal now holds.
-func (j *journal) written(zone string, seq uint64, entries int) {
-	j.live[zone] = append(j.live[zone], journalValue{seq, entries})
 }
 
 // count returns what zone's values in the journal above key c hold.
@@ -313,14 +329,9 @@ func (j *journal) frames() ([]journalFrame, error) {
 	if _, err := j.f.ReadAt(b, journalData); err != nil {
 		return nil, err
 	}
-	var frames []journalFrame
-	for len(b) > 0 {
-		fr, n, ok := parseFrame(b, j.gen)
-		if !ok {
-			return nil, errors.New("activity journal: a frame written reads back damaged")
-		}
-		frames = append(frames, fr)
-		b = b[n:]
+	frames, n := parseFrames(b, j.gen)
+	if n != len(b) {
+		return nil, errors.New("activity journal: a frame written reads back damaged")
 	}
 	return frames, nil
 }

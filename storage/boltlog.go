@@ -438,6 +438,13 @@ type logCount struct {
 	empty           bool // the log is empty: so is the index
 }
 
+// plus is what n and o hold together.
+func (n logCount) plus(o logCount) logCount {
+	n.values, n.entries = n.values+o.values, n.entries+o.entries
+	n.empty = n.values == 0
+	return n
+}
+
 type ovEnt struct {
 	logEnt
 	reset bool
@@ -561,9 +568,6 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		}
 		l.seq++
 		frames += frameSize(zone, len(l.val))
-		if len(zone) > math.MaxUint16 {
-			frames = math.MaxInt32
-		}
 	}
 	// A transaction that only logs activity goes to the journal, if it
 	// fits.
@@ -593,11 +597,6 @@ func (s *Bolt) update(fn func(w *wtx) error) (err error) {
 		if err := j.commit(); err != nil {
 			s.breakJournal(err)
 			return err
-		}
-		for zone, l := range w.logs {
-			if len(l.val) > 0 {
-				j.written(zone, l.seq, logEntries(l.val))
-			}
 		}
 		committed = true
 		tx.Rollback() // it wrote nothing
@@ -974,9 +973,7 @@ func (s *Bolt) foldZone(zone string, part int) error {
 					return err
 				}
 				if j := w.s.jr; j != nil {
-					jn := j.count(zone, c)
-					n.values, n.entries = n.values+jn.values, n.entries+jn.entries
-					n.empty = n.values == 0
+					n = n.plus(j.count(zone, c))
 				}
 				// The journal's values up to c are moot too (evacuate).
 				if zb := w.tx.Bucket(zoneName(zone)); c > zb.Sequence() {
