@@ -185,9 +185,21 @@ func (a *App) Users(t testing.TB) map[string]AppUser {
 type Agent struct {
 	c *Client
 
-	mu   sync.Mutex
-	jar  map[string]string
-	sent map[*Response]time.Time
+	mu    sync.Mutex
+	jar   map[string]string
+	sent  map[*Response]time.Time
+	trace []traceEntry
+}
+
+// traceEntry is one exchange of an Agent, for explaining a failure: what
+// was sent, when, and what came back.
+type traceEntry struct {
+	sent, at     time.Time
+	method, path string
+	cookie       string // the Cookie header sent
+	status       int
+	setCookie    []string
+	kept         bool // the jar took the response's cookies
 }
 
 // NewAgent returns an Agent with an empty jar.
@@ -289,11 +301,43 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: time.Now()}
 	a.mu.Lock()
 	a.sent[r] = sent
+	a.trace = append(a.trace, traceEntry{sent: sent, at: r.At, method: method, path: path, cookie: cookie,
+		status: r.StatusCode, setCookie: r.Header.Values("Set-Cookie"), kept: keep})
 	a.mu.Unlock()
 	if keep {
 		a.store(r)
 	}
 	return r, nil
+}
+
+// Trace describes the agent's exchanges, in the order they were answered,
+// with times relative to since and the session cookie's values through
+// show (e.g. decrypted, and shortened).
+func (a *Agent) Trace(since time.Time, cookie string, show func(string) string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var b strings.Builder
+	rel := func(t time.Time) string { return t.Sub(since).Round(time.Millisecond).String() }
+	for _, e := range a.trace {
+		sent := "-"
+		if h := (&http.Request{Header: http.Header{"Cookie": {e.cookie}}}); e.cookie != "" {
+			if c, err := h.Cookie(cookie); err == nil {
+				sent = show(c.Value)
+			}
+		}
+		var set []string
+		for _, line := range e.setCookie {
+			if c, err := http.ParseSetCookie(line); err == nil && c.Name == cookie {
+				if c.MaxAge < 0 || c.Value == "" {
+					set = append(set, "(deleted)")
+				} else {
+					set = append(set, show(c.Value))
+				}
+			}
+		}
+		fmt.Fprintf(&b, "\n  sent %s answered %s %s %s with %s: %d set %v kept=%v", rel(e.sent), rel(e.at), e.method, e.path, sent, e.status, set, e.kept)
+	}
+	return b.String()
 }
 
 // Do is Send that fails t on a transport error.

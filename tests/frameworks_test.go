@@ -6,6 +6,8 @@ package tests
 // Every framework runs the same scenario list against one app and one Caddy.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idlegate/idlegate/sessioncookie"
 )
 
 const (
@@ -528,9 +532,32 @@ func (s *fwStack) rotateWhileInFlight(t *testing.T, a *Agent, from, user string)
 		t.Errorf("old value refused with reason %q, want rotated", reason)
 	}
 	if since := refusedAt.Sub(began); since < fwGrace {
-		t.Errorf("old value refused %s after the rotation, before rotation_grace %s", since, fwGrace)
+		t.Errorf("old value refused %s after the rotation, before rotation_grace %s; the agent's exchanges (times from the burst):%s",
+			since, fwGrace, a.Trace(began, s.Cookie, s.sessionOf(t)))
 	}
 	return true, a.Sent(s.me(t, a, user))
+}
+
+// sessionOf returns how a trace shows a session cookie value: a short
+// hash of the session ID the application reads from it (Laravel's
+// decrypted, so that its re-encryptions show as the same session), or of
+// the value when it cannot be read.
+func (s *fwStack) sessionOf(t *testing.T) func(string) string {
+	var lv *sessioncookie.Laravel
+	if s.App.AppKey != "" {
+		var err error
+		if lv, err = sessioncookie.NewLaravel(s.App.AppKey); err != nil {
+			t.Logf("laravel key: %v", err)
+		}
+	}
+	return func(v string) string {
+		tag := "value:"
+		if id, ok := lv.SessionID(s.Cookie, v); ok {
+			v, tag = id, "id:"
+		}
+		sum := sha256.Sum256([]byte(v))
+		return tag + hex.EncodeToString(sum[:4])
+	}
 }
 
 // Another user signing in on the same browser: the first user's session
