@@ -263,7 +263,7 @@ func (s *atkStack) send(base string, lines []string, method, path string, opts .
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the body: %w", method, path, err)
 	}
-	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: time.Now()}, nil
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: wallNow()}, nil
 }
 
 // live lists the sessions of alice the admin API shows as live in zone.
@@ -307,7 +307,7 @@ func (s *atkStack) events() ([]AppEvent, error) {
 // attack proves something) and, for revoke cases, revokes the session.
 func (s *atkStack) login(c *atkCase) error {
 	for attempt := 1; ; attempt++ {
-		began := time.Now()
+		began := wallNow()
 		err := s.loginOnce(c)
 		if !errors.Is(err, errTooSlow) {
 			return err
@@ -316,7 +316,7 @@ func (s *atkStack) login(c *atkCase) error {
 		// it: a machine so loaded that a login took longer than the idle
 		// timeout. Its end event is expected; log in again.
 		s.mu.Lock()
-		s.discarded[c.Zone] = append(s.discarded[c.Zone], [2]time.Time{began, time.Now()})
+		s.discarded[c.Zone] = append(s.discarded[c.Zone], [2]time.Time{began, wallNow()})
 		s.mu.Unlock()
 		c.note("login attempt %d: %v; logged in again", attempt, err)
 		if attempt == 5 {

@@ -288,7 +288,7 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 	for _, o := range opts {
 		o(req)
 	}
-	sent := time.Now()
+	sent := wallNow()
 	resp, err := a.c.HC.Do(req)
 	if err != nil {
 		return nil, err
@@ -298,7 +298,7 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 	if err != nil {
 		return nil, err
 	}
-	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: time.Now()}
+	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: wallNow()}
 	a.mu.Lock()
 	a.sent[r] = sent
 	a.trace = append(a.trace, traceEntry{sent: sent, at: r.At, method: method, path: path, cookie: cookie,

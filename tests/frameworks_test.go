@@ -489,7 +489,7 @@ func (s *fwStack) rotateWhileInFlight(t *testing.T, a *Agent, from, user string)
 	// The old value may be rotated away by the first response of the burst
 	// (Laravel without the key) or by the login: its grace starts no
 	// earlier than this.
-	began := time.Now()
+	began := wallNow()
 	go func() { defer wg.Done(); inflight = burst(t, a, old, "/api/me", 8, false) }()
 	s.loginAs(t, a, user)
 	wg.Wait()
@@ -566,7 +566,7 @@ func scenarioSwitchUser(t *testing.T, s *fwStack) {
 	before := len(s.App.Events(t))
 	a, loginAt := s.login(t, "alice")
 	last := a.Sent(s.page(t, a, "alice"))
-	bobAt := time.Now()
+	bobAt := wallNow()
 	rotated, bobLast := s.rotateWhileInFlight(t, a, "alice", "bob")
 	if !rotated {
 		t.Errorf("signing in as another user did not rotate %s", s.Cookie)

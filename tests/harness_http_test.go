@@ -118,6 +118,15 @@ type Response struct {
 	At         time.Time // when the response was read
 }
 
+// wallNow is the time on the wall clock alone, without Go's monotonic
+// reading. idlegate's deadlines and grace periods, and the times and
+// durations its webhooks report, run on the wall clock, so a test that
+// compares them with times of its own must take those from the wall clock
+// too. The two clocks part when the machine is paused and resumed (a VM on
+// a busy host): the monotonic clock does not count the pause, and the
+// wall clock is stepped forward over it afterwards.
+func wallNow() time.Time { return time.Now().Round(0) }
+
 // Do sends the request and fails t on a transport error.
 func (c *Client) Do(t testing.TB, method, path string, opts ...ReqOption) *Response {
 	t.Helper()
@@ -158,7 +167,7 @@ func (c *Client) Try(method, path string, opts ...ReqOption) (*Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body, At: time.Now()}, nil
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body, At: wallNow()}, nil
 }
 
 // SetCookie is the response's Set-Cookie for name, or nil.
