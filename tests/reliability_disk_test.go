@@ -172,7 +172,7 @@ func testDiskFault(t *testing.T, f diskFault) {
 	}
 	// Still enforcing: keep one session busy, let the others go idle; they
 	// are refused on time from memory.
-	quietSince := time.Now()
+	quietSince := wallNow() // idlegate times the idle timeout on the wall clock
 	Eventually(t, idle+15*time.Second, 300*time.Millisecond, func() error {
 		s.page(keep)
 		// The status path never counts as activity.
