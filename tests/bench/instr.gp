@@ -4,12 +4,12 @@
 
 set terminal pngcairo size 800,480 font "sans,11" noenhanced
 set grid
-set key top left
+set key bottom right
 set logscale x
 set format x "%.0s%c"
 set xlabel "sessions in the store (cold: every request a different session)"
 set output outdir."/instructions.png"
-set title "Instructions per request under callgrind (one Caddy, both sites, bbolt store)"
+set title "Instructions per request under callgrind (one Caddy, both sites, bbolt store, stop-the-world GC)"
 set ylabel "instructions per request (mean of rounds)"
 set yrange [0:*]
 set y2label "ratio idle ÷ plain"

@@ -39,6 +39,16 @@ import (
 // nothing until the value comes back). A round ends only once the process is quiet
 // after its last request, at least one flush interval and a half later, so
 // the flush of the round's sessions is counted in the round that caused it.
+//
+// -godebug gcstoptheworld=2 (what tests/bench/instr passes) makes every
+// garbage collection stop the world and sweep at once. Go's concurrent
+// collector paces its mark worker by the clock: how much of a round runs
+// while marking, with write barriers on, then depends on how fast the
+// machine ran the round, and plain rounds of one process differ by up to
+// ±2.5% (the same build measured 1.002× and 1.029× hot). Stopping the
+// world, a collection does the same marking and sweeping, set off by
+// allocation alone, so every byte allocated is still paid for; rounds
+// then differ by ±0.3%.
 func cmdInstr(args []string) error {
 	fs := flag.NewFlagSet("instr", flag.ExitOnError)
 	caddy := fs.String("caddy", "", "the Caddy binary")
@@ -46,6 +56,7 @@ func cmdInstr(args []string) error {
 	cache := fs.String("cache", "", "directory of cached seeded bbolt files (seed-N.db)")
 	requests := fs.Int("requests", 3000, "requests per round")
 	pairs := fs.Int("pairs", 3, "measured rounds per site (plus one warm-up pair)")
+	godebug := fs.String("godebug", "", "GODEBUG settings for Caddy beside asyncpreemptoff=1 (e.g. gcstoptheworld=2)")
 	runs := fs.String("runs", "bolt:10000:hot,cold;bolt:100000:cold;bolt:1000000:cold;redis:10000:hot,cold",
 		"store:sessions:cases;... (one Caddy process per entry)")
 	fs.Parse(args)
@@ -62,7 +73,10 @@ func cmdInstr(args []string) error {
 		return err
 	}
 	defer up.Close()
-	res := instrResult{Requests: *requests, Pairs: *pairs}
+	res := instrResult{Requests: *requests, Pairs: *pairs, GODEBUG: "asyncpreemptoff=1"}
+	if *godebug != "" {
+		res.GODEBUG += "," + *godebug
+	}
 	for _, spec := range strings.Split(*runs, ";") {
 		parts := strings.Split(spec, ":")
 		if len(parts) != 3 {
@@ -72,7 +86,7 @@ func cmdInstr(args []string) error {
 		if err != nil {
 			return fmt.Errorf("bad -runs entry %q: %w", spec, err)
 		}
-		p := &instrProc{store: parts[0], sessions: n, dir: *dir, cache: *cache, caddy: *caddy, upstream: up.Addr().String()}
+		p := &instrProc{store: parts[0], sessions: n, dir: *dir, cache: *cache, caddy: *caddy, upstream: up.Addr().String(), godebug: *godebug}
 		cases, err := p.run(strings.Split(parts[2], ","), *requests, *pairs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", spec, err)
@@ -86,6 +100,7 @@ func cmdInstr(args []string) error {
 type instrResult struct {
 	Requests int         `json:"requests_per_round"`
 	Pairs    int         `json:"pairs"`
+	GODEBUG  string      `json:"godebug"` // Caddy's
 	Cases    []instrCase `json:"cases"`
 }
 
@@ -130,6 +145,7 @@ type instrProc struct {
 	cache    string
 	caddy    string
 	upstream string
+	godebug  string // GODEBUG settings beside asyncpreemptoff=1
 
 	cmd         *exec.Cmd
 	out         string // callgrind's output file prefix
@@ -323,7 +339,11 @@ http://:%d {
 		"--callgrind-out-file="+p.out, p.caddy, "run", "--config", cf, "--adapter", "caddyfile")
 	// Go's asynchronous preemption signals crash callgrind; one P keeps
 	// the run deterministic enough to count.
-	p.cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1", "GOMAXPROCS=1", "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
+	godebug := "asyncpreemptoff=1"
+	if p.godebug != "" {
+		godebug += "," + p.godebug
+	}
+	p.cmd.Env = append(os.Environ(), "GODEBUG="+godebug, "GOMAXPROCS=1", "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
 	logf, err := os.Create(filepath.Join(work, "caddy.log"))
 	if err != nil {
 		return err
