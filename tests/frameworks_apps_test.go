@@ -194,11 +194,10 @@ type Agent struct {
 // traceEntry is one exchange of an Agent, for explaining a failure: what
 // was sent, when, and what came back.
 type traceEntry struct {
-	sent, at     time.Time
+	sent         time.Time
 	method, path string
 	cookie       string // the Cookie header sent
-	status       int
-	setCookie    []string
+	r            *Response
 	kept         bool // the jar took the response's cookies
 }
 
@@ -249,12 +248,18 @@ func (a *Agent) store(r *Response) {
 		if err != nil {
 			continue
 		}
-		if c.MaxAge < 0 || (!c.Expires.IsZero() && c.Expires.Before(time.Now())) || c.Value == "" {
+		if jarDrops(c) {
 			delete(a.jar, c.Name)
 			continue
 		}
 		a.jar[c.Name] = c.Value
 	}
+}
+
+// jarDrops reports whether a browser's jar drops cookie c when a response
+// sets it: deleted (Max-Age or Expires in the past) or emptied.
+func jarDrops(c *http.Cookie) bool {
+	return c.MaxAge < 0 || (!c.Expires.IsZero() && c.Expires.Before(time.Now())) || c.Value == ""
 }
 
 // Send sends a request with the jar's cookies (a form body when form is not
@@ -301,8 +306,7 @@ func (a *Agent) send(method, path string, form url.Values, cookie string, keep b
 	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, At: wallNow()}
 	a.mu.Lock()
 	a.sent[r] = sent
-	a.trace = append(a.trace, traceEntry{sent: sent, at: r.At, method: method, path: path, cookie: cookie,
-		status: r.StatusCode, setCookie: r.Header.Values("Set-Cookie"), kept: keep})
+	a.trace = append(a.trace, traceEntry{sent: sent, method: method, path: path, cookie: cookie, r: r, kept: keep})
 	a.mu.Unlock()
 	if keep {
 		a.store(r)
@@ -320,22 +324,23 @@ func (a *Agent) Trace(since time.Time, cookie string, show func(string) string) 
 	rel := func(t time.Time) string { return t.Sub(since).Round(time.Millisecond).String() }
 	for _, e := range a.trace {
 		sent := "-"
-		if h := (&http.Request{Header: http.Header{"Cookie": {e.cookie}}}); e.cookie != "" {
-			if c, err := h.Cookie(cookie); err == nil {
+		cs, _ := http.ParseCookie(e.cookie)
+		for _, c := range cs {
+			if c.Name == cookie {
 				sent = show(c.Value)
 			}
 		}
 		var set []string
-		for _, line := range e.setCookie {
+		for _, line := range e.r.Header.Values("Set-Cookie") {
 			if c, err := http.ParseSetCookie(line); err == nil && c.Name == cookie {
-				if c.MaxAge < 0 || c.Value == "" {
+				if jarDrops(c) {
 					set = append(set, "(deleted)")
 				} else {
 					set = append(set, show(c.Value))
 				}
 			}
 		}
-		fmt.Fprintf(&b, "\n  sent %s answered %s %s %s with %s: %d set %v kept=%v", rel(e.sent), rel(e.at), e.method, e.path, sent, e.status, set, e.kept)
+		fmt.Fprintf(&b, "\n  sent %s answered %s %s %s with %s: %d set %v kept=%v", rel(e.sent), rel(e.r.At), e.method, e.path, sent, e.r.StatusCode, set, e.kept)
 	}
 	return b.String()
 }

@@ -73,6 +73,7 @@ func cmdInstr(args []string) error {
 		return err
 	}
 	defer up.Close()
+	// Go's asynchronous preemption signals crash callgrind.
 	res := instrResult{Requests: *requests, Pairs: *pairs, GODEBUG: "asyncpreemptoff=1"}
 	if *godebug != "" {
 		res.GODEBUG += "," + *godebug
@@ -86,7 +87,7 @@ func cmdInstr(args []string) error {
 		if err != nil {
 			return fmt.Errorf("bad -runs entry %q: %w", spec, err)
 		}
-		p := &instrProc{store: parts[0], sessions: n, dir: *dir, cache: *cache, caddy: *caddy, upstream: up.Addr().String(), godebug: *godebug}
+		p := &instrProc{store: parts[0], sessions: n, dir: *dir, cache: *cache, caddy: *caddy, upstream: up.Addr().String(), godebug: res.GODEBUG}
 		cases, err := p.run(strings.Split(parts[2], ","), *requests, *pairs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", spec, err)
@@ -145,7 +146,7 @@ type instrProc struct {
 	cache    string
 	caddy    string
 	upstream string
-	godebug  string // GODEBUG settings beside asyncpreemptoff=1
+	godebug  string // Caddy's GODEBUG
 
 	cmd         *exec.Cmd
 	out         string // callgrind's output file prefix
@@ -337,13 +338,8 @@ http://:%d {
 	p.out = filepath.Join(work, "callgrind.out")
 	p.cmd = exec.Command("nice", "-n", "10", "valgrind", "--tool=callgrind", "--instr-atstart=no",
 		"--callgrind-out-file="+p.out, p.caddy, "run", "--config", cf, "--adapter", "caddyfile")
-	// Go's asynchronous preemption signals crash callgrind; one P keeps
-	// the run deterministic enough to count.
-	godebug := "asyncpreemptoff=1"
-	if p.godebug != "" {
-		godebug += "," + p.godebug
-	}
-	p.cmd.Env = append(os.Environ(), "GODEBUG="+godebug, "GOMAXPROCS=1", "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
+	// One P keeps the run deterministic enough to count.
+	p.cmd.Env = append(os.Environ(), "GODEBUG="+p.godebug, "GOMAXPROCS=1", "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
 	logf, err := os.Create(filepath.Join(work, "caddy.log"))
 	if err != nil {
 		return err
